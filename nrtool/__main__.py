@@ -1,0 +1,3 @@
+from nrtool.cli.main import run
+
+run()

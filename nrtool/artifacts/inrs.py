@@ -1,0 +1,275 @@
+"""The ``inrs`` artifact: a set of fitted INRs with everything needed to use or extend them.
+
+Layout (schema 1), first axis = item for every per-item dataset:
+
+======================  ==========  ===================================================
+dataset                 shape       meaning
+======================  ==========  ===================================================
+``params``              (N, P) f32  flat SIREN parameters, order in ``param_order``
+``names``               (N,) str    item names (unique)
+``labels``              (N,) i64    index into the ``classes`` attribute, -1 = unknown
+``split``               (N,) str    train / val / test, "" = unknown
+``sources``             (N,) str    absolute path of each source shape
+``source_index``        (N,) i64    position in the run's full (unsharded) input list
+``center``, ``scale``   (N,3), (N,) ``x_source = x_normalised * scale + center``
+``final_loss``          (N,) f32    mean field loss after fitting
+``shared_init``         (P,) f32    the initialisation every INR started from
+======================  ==========  ===================================================
+
+Attributes: ``architecture`` (JSON), ``field``, ``preset``, ``fit_config`` (JSON of the settings
+that must match to extend the file), ``classes`` (JSON list), ``shared_init_sha256``,
+``input_set`` (hash of the full input list, so shards of one run can be merged in order),
+``param_order``.
+
+Resuming: while a run is in progress, each finished batch is saved atomically as one ``.npz`` in
+``OUT.parts/``; the artifact itself is assembled into a temporary file and renamed onto ``OUT``
+only at the end. A killed run leaves nothing under ``OUT`` (or the previous complete ``OUT``),
+and the next run with the same settings picks up the finished batches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from nrtool.artifacts.core import (
+    STR_DTYPE,
+    atomic_output,
+    open_artifact,
+    read_strings,
+    write_root_attrs,
+)
+from nrtool.errors import InputFileError, NrtoolError
+from nrtool.inr.siren import SirenSpec
+
+KIND = "inrs"
+PARAM_ORDER = (
+    "layers in forward order (3->H, L x H->H, H->1); per layer W (out,in) row-major then b (out)"
+)
+
+
+@dataclass
+class InrItem:
+    """One fitted INR and where it came from."""
+
+    name: str
+    class_name: str | None
+    split: str | None
+    source: str
+    source_index: int
+    center: np.ndarray  # (3,)
+    scale: float
+    final_loss: float
+    params: np.ndarray  # (P,)
+
+
+@dataclass
+class InrHeader:
+    """File-level settings of an ``inrs`` artifact."""
+
+    spec: SirenSpec
+    field: str
+    preset: str
+    fit_config: dict[str, Any]
+    shared_init: np.ndarray  # (P,) float32
+    input_set: str = ""
+
+    @property
+    def init_sha256(self) -> str:
+        return init_digest(self.shared_init)
+
+    def identity(self) -> dict[str, Any]:
+        """What must match for two sets of INRs to live in one file."""
+        return {"architecture": self.spec.to_dict(), "field": self.field, "init": self.init_sha256}
+
+
+def init_digest(shared_init: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(shared_init, dtype=np.float32).tobytes()).hexdigest()
+
+
+def input_set_digest(names: Sequence[str]) -> str:
+    return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- reading
+
+
+def read_header(handle: h5py.File) -> InrHeader:
+    attrs = handle.attrs
+    return InrHeader(
+        spec=SirenSpec.from_dict(json.loads(attrs["architecture"])),
+        field=str(attrs["field"]),
+        preset=str(attrs["preset"]),
+        fit_config=json.loads(attrs["fit_config"]),
+        shared_init=handle["shared_init"][()],
+        input_set=str(attrs.get("input_set", "")),
+    )
+
+
+def read_items(handle: h5py.File, with_params: bool = True) -> list[InrItem]:
+    classes = json.loads(handle.attrs.get("classes", "[]"))
+    labels = handle["labels"][()]
+    splits = read_strings(handle["split"])
+    params = handle["params"][()] if with_params else None
+    return [
+        InrItem(
+            name=name,
+            class_name=classes[label] if label >= 0 else None,
+            split=splits[i] or None,
+            source=source,
+            source_index=int(handle["source_index"][i]),
+            center=handle["center"][i],
+            scale=float(handle["scale"][i]),
+            final_loss=float(handle["final_loss"][i]),
+            params=params[i] if params is not None else np.empty(0, np.float32),
+        )
+        for i, (name, source, label) in enumerate(zip(read_strings(handle["names"]), read_strings(handle["sources"]), labels))
+    ]
+
+
+def load_inrs(path: str | os.PathLike[str]) -> tuple[InrHeader, list[InrItem]]:
+    """Header and items of an ``inrs`` artifact (one-line error for anything else)."""
+    with open_artifact(path, KIND) as handle:
+        try:
+            return read_header(handle), read_items(handle)
+        except (KeyError, ValueError, json.JSONDecodeError) as exc:
+            raise InputFileError(path, f"damaged 'inrs' artifact ({exc})") from exc
+
+
+# ---------------------------------------------------------------- writing
+
+
+def write_inrs(
+    path: str | os.PathLike[str],
+    header: InrHeader,
+    items: Sequence[InrItem],
+    inputs: list[dict[str, str]] | None = None,
+    command: list[str] | None = None,
+) -> None:
+    """Write a complete ``inrs`` artifact atomically (temp file in the same folder, then rename)."""
+    if not items:
+        raise NrtoolError(f"{path}: nothing to write (no INRs)")
+    names = [item.name for item in items]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise NrtoolError(f"{path}: duplicate item names: {', '.join(duplicates[:5])}")
+    classes = sorted({item.class_name for item in items if item.class_name is not None})
+    n_params = header.spec.n_params
+    with atomic_output(path) as tmp, h5py.File(tmp, "w") as handle:
+        write_root_attrs(handle, KIND, inputs=inputs, command=command)
+        handle.attrs["architecture"] = json.dumps(header.spec.to_dict())
+        handle.attrs["field"] = header.field
+        handle.attrs["preset"] = header.preset
+        handle.attrs["fit_config"] = json.dumps(header.fit_config)
+        handle.attrs["classes"] = json.dumps(classes)
+        handle.attrs["shared_init_sha256"] = header.init_sha256
+        handle.attrs["input_set"] = header.input_set
+        handle.attrs["param_order"] = PARAM_ORDER
+        params = handle.create_dataset(
+            "params", shape=(len(items), n_params), maxshape=(None, n_params), dtype=np.float32,
+            chunks=(1, n_params),
+        )
+        for row, item in enumerate(items):
+            params[row] = item.params
+        handle["names"] = np.array(names, dtype=object).astype(STR_DTYPE)
+        handle["labels"] = np.array(
+            [classes.index(i.class_name) if i.class_name is not None else -1 for i in items], dtype=np.int64
+        )
+        handle["split"] = np.array([i.split or "" for i in items], dtype=object).astype(STR_DTYPE)
+        handle["sources"] = np.array([i.source for i in items], dtype=object).astype(STR_DTYPE)
+        handle["source_index"] = np.array([i.source_index for i in items], dtype=np.int64)
+        handle["center"] = np.stack([i.center for i in items]).astype(np.float64)
+        handle["scale"] = np.array([i.scale for i in items], dtype=np.float64)
+        handle["final_loss"] = np.array([i.final_loss for i in items], dtype=np.float32)
+        handle["shared_init"] = np.asarray(header.shared_init, dtype=np.float32)
+
+
+# ---------------------------------------------------------------- resumable progress
+
+
+class PartsStore:
+    """Finished batches of an in-progress run, kept beside the output as ``OUT.parts/``.
+
+    Each batch is one ``.npz`` written atomically, so a kill at any moment loses at most the
+    batch being fitted. ``settings.json`` records the run's settings; a later run with other
+    settings is refused unless it asks to overwrite.
+    """
+
+    def __init__(self, out: str | os.PathLike[str]) -> None:
+        self.out = Path(out)
+        self.folder = self.out.with_name(self.out.name + ".parts")
+
+    @property
+    def settings_file(self) -> Path:
+        return self.folder / "settings.json"
+
+    def exists(self) -> bool:
+        return self.folder.is_dir()
+
+    def settings(self) -> dict[str, Any] | None:
+        if not self.settings_file.exists():
+            return None
+        try:
+            return json.loads(self.settings_file.read_text())
+        except json.JSONDecodeError:
+            return None
+
+    def start(self, settings: dict[str, Any]) -> None:
+        self.folder.mkdir(exist_ok=True)
+        tmp = self.settings_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(settings, indent=1, sort_keys=True))
+        os.replace(tmp, self.settings_file)
+
+    def save_batch(self, items: Sequence[InrItem]) -> None:
+        first = min(item.source_index for item in items)
+        final = self.folder / f"batch-{first:08d}.npz"
+        tmp = self.folder / f".batch-{first:08d}.tmp.npz"
+        np.savez(
+            tmp,
+            names=np.array([i.name for i in items]),
+            class_names=np.array([i.class_name or "" for i in items]),
+            splits=np.array([i.split or "" for i in items]),
+            sources=np.array([i.source for i in items]),
+            source_index=np.array([i.source_index for i in items], dtype=np.int64),
+            center=np.stack([i.center for i in items]),
+            scale=np.array([i.scale for i in items]),
+            final_loss=np.array([i.final_loss for i in items], dtype=np.float32),
+            params=np.stack([i.params for i in items]).astype(np.float32),
+        )
+        os.replace(tmp, final)
+
+    def load(self) -> list[InrItem]:
+        """Every item of every complete batch file (damaged ones are ignored and refitted)."""
+        items: list[InrItem] = []
+        for path in sorted(self.folder.glob("batch-*.npz")):
+            try:
+                with np.load(path, allow_pickle=False) as data:
+                    for i, name in enumerate(data["names"]):
+                        items.append(
+                            InrItem(
+                                name=str(name),
+                                class_name=str(data["class_names"][i]) or None,
+                                split=str(data["splits"][i]) or None,
+                                source=str(data["sources"][i]),
+                                source_index=int(data["source_index"][i]),
+                                center=data["center"][i],
+                                scale=float(data["scale"][i]),
+                                final_loss=float(data["final_loss"][i]),
+                                params=data["params"][i],
+                            )
+                        )
+            except (OSError, ValueError, KeyError):
+                continue
+        return items
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)

@@ -1,0 +1,19 @@
+"""``--device auto|cpu|cuda`` resolution shared by every computing command."""
+
+from __future__ import annotations
+
+from nrtool.errors import NrtoolError
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(name: str) -> "torch.device":  # noqa: F821 - torch imported lazily
+    import torch
+
+    if name not in DEVICES and not name.startswith("cuda:"):
+        raise NrtoolError(f"unknown device {name!r}; choose auto, cpu or cuda")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise NrtoolError("--device cuda: no CUDA device is available on this machine")
+    return torch.device(name)

@@ -1,0 +1,274 @@
+"""``fit-inr`` and ``merge`` as library calls: inputs -> ground truth -> batched fits -> artifact.
+
+The run is resumable: finished batches are kept in ``OUT.parts/`` (see
+:mod:`nrtool.artifacts.inrs`), and items already in an existing ``OUT`` fitted with the same
+settings are skipped, so rerunning the same command continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nrtool.artifacts.core import provenance
+from nrtool.artifacts.inrs import (
+    InrHeader,
+    InrItem,
+    PartsStore,
+    init_digest,
+    input_set_digest,
+    load_inrs,
+    write_inrs,
+)
+from nrtool.errors import InputFileError, NrtoolError
+from nrtool.inr.config import FitConfig
+from nrtool.inr.fields import FIELDS, FieldName
+from nrtool.progress import Progress, SilentProgress
+
+
+@dataclass(frozen=True)
+class Shard:
+    """The ``index``-th (1-based) of ``count`` interleaved parts of the input list."""
+
+    index: int = 1
+    count: int = 1
+
+    @classmethod
+    def parse(cls, text: str | None) -> "Shard":
+        if not text:
+            return cls()
+        try:
+            index, count = (int(v) for v in text.split("/"))
+        except ValueError:
+            raise NrtoolError(f"--shard {text!r}: expected K/N, e.g. 2/8") from None
+        if count < 1 or not 1 <= index <= count:
+            raise NrtoolError(f"--shard {text}: K must be between 1 and N (N >= 1)")
+        return cls(index, count)
+
+    def selects(self, position: int) -> bool:
+        return position % self.count == self.index - 1
+
+
+@dataclass
+class FitReport:
+    out: str
+    field: str
+    total: int
+    fitted: int
+    skipped: int
+    seconds: float
+    final_loss_mean: float
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+def _resolve_field(requested: str, kinds: list[tuple[str, str, bool]]) -> tuple[FieldName, list[str]]:
+    """Pick the run's field from ``(path, kind, watertight)`` of every input."""
+    notes: list[str] = []
+    if requested != "auto":
+        if requested not in FIELDS:
+            raise NrtoolError(f"--field {requested!r}: choose auto, udf, sdf or occ")
+        return requested, notes  # type: ignore[return-value]
+    voxels = [p for p, k, _ in kinds if k == "voxels"]
+    if voxels and len(voxels) != len(kinds):
+        raise NrtoolError(
+            f"--field auto: inputs mix voxel grids ({voxels[0]}, ...) with meshes/point clouds; fit them into separate files"
+        )
+    if voxels:
+        return "occ", notes
+    open_ones = [p for p, k, tight in kinds if k == "mesh" and not tight]
+    clouds = [p for p, k, _ in kinds if k == "points"]
+    if not open_ones and not clouds:
+        return "sdf", notes
+    if open_ones:
+        notes.append(f"--field auto chose udf: {len(open_ones)} mesh(es) are not watertight, e.g. {open_ones[0]}")
+    return "udf", notes
+
+
+def fit_inrs(
+    inputs: Sequence[str],
+    out: str | os.PathLike[str],
+    config: FitConfig,
+    field_name: str = "auto",
+    device: str = "auto",
+    shard: Shard = Shard(),
+    overwrite: bool = False,
+    progress: Progress | None = None,
+    command: list[str] | None = None,
+) -> FitReport:
+    """Fit one SIREN per input shape into the ``inrs`` artifact ``out`` (resuming if possible)."""
+    import torch
+
+    from nrtool.device import resolve_device
+    from nrtool.geometry.ground_truth import auto_field, check_field, compute_ground_truth, item_seed
+    from nrtool.inr.fit import FitTarget, fit_batch
+    from nrtool.inr.siren import siren_init
+    from nrtool.io.shapes import discover_inputs, load_shape
+
+    progress = progress or SilentProgress()
+    started = time.perf_counter()
+    out = Path(out)
+    if out.exists() and out.is_dir():
+        raise InputFileError(out, "--out is a folder, expected a file name such as inrs.h5")
+    if not out.parent.exists():
+        raise InputFileError(out, f"output folder {out.parent} does not exist")
+    torch_device = resolve_device(device)
+    config.validate()
+
+    sources = discover_inputs(inputs)
+    selected = [(pos, src) for pos, src in enumerate(sources) if shard.selects(pos)]
+    if not selected:
+        raise NrtoolError(f"--shard {shard.index}/{shard.count} selects none of the {len(sources)} inputs")
+
+    # Read every input once before fitting: a bad file fails now, not hours into the run.
+    to_inspect = sources if field_name == "auto" else [s for _, s in selected]
+    kinds: list[tuple[str, str, bool]] = []
+    with progress.task("reading shapes", len(to_inspect), "shapes") as advance:
+        for src in to_inspect:
+            shape = load_shape(src.path)
+            if field_name != "auto":
+                check_field(shape, field_name)  # type: ignore[arg-type]
+            kinds.append((src.path, shape.kind, shape.kind == "mesh" and shape.is_watertight))
+            advance()
+    field_resolved, notes = _resolve_field(field_name, kinds)
+
+    spec = config.spec
+    shared_init = siren_init(spec, config.seed)
+    settings = {
+        "architecture": spec.to_dict(),
+        "fit": config.identity(field_resolved),
+        "init_sha256": init_digest(shared_init.numpy()),
+    }
+    header = InrHeader(
+        spec=spec,
+        field=field_resolved,
+        preset=config.preset,
+        fit_config={**config.identity(field_resolved), "batch": config.batch},
+        shared_init=shared_init.numpy(),
+        input_set=input_set_digest([s.name for s in sources]),
+    )
+
+    existing: list[InrItem] = []
+    if out.exists() and not overwrite:
+        old_header, existing = load_inrs(out)
+        old_settings = {
+            "architecture": old_header.spec.to_dict(),
+            "fit": {k: v for k, v in old_header.fit_config.items() if k != "batch"},
+            "init_sha256": old_header.init_sha256,
+        }
+        if old_settings != settings:
+            raise InputFileError(out, f"exists with other settings ({_differences(old_settings, settings)}); "
+                                 "pass --overwrite to replace it, or choose another --out")
+    parts = PartsStore(out)
+    if parts.exists():
+        if parts.settings() not in (None, settings) and not overwrite:
+            raise InputFileError(parts.folder, "holds an unfinished run with other settings; "
+                                 "pass --overwrite to discard it, or rerun with the same settings")
+        if overwrite or parts.settings() is None:
+            parts.remove()
+    parts.start(settings)
+    done = {item.name for item in existing}
+    resumed = [item for item in parts.load() if item.name not in done]
+    done |= {item.name for item in resumed}
+    todo = [(pos, src) for pos, src in selected if src.name not in done]
+    if resumed:
+        notes.append(f"resumed {len(resumed)} INR(s) from an interrupted run")
+
+    init_device = shared_init.to(torch_device)
+    with progress.task(f"fitting {field_resolved} INRs ({config.preset})", len(todo), "INRs") as advance:
+        for first in range(0, len(todo), config.batch):
+            batch = todo[first : first + config.batch]
+            targets, records = [], []
+            for pos, src in batch:
+                shape = load_shape(src.path)
+                seed = item_seed(config.seed, src.name)
+                truth = compute_ground_truth(shape, field_resolved, config.queries, seed)
+                targets.append(FitTarget(truth.queries, truth.values, seed))
+                records.append((pos, src, truth.normalisation))
+            result = fit_batch(targets, field_resolved, config, init_device, torch_device)
+            fitted = [
+                InrItem(
+                    name=src.name,
+                    class_name=src.class_name,
+                    split=src.split,
+                    source=str(Path(src.path).resolve()),
+                    source_index=pos,
+                    center=norm.center,
+                    scale=norm.scale,
+                    final_loss=float(result.final_loss[row]),
+                    params=result.params[row],
+                )
+                for row, (pos, src, norm) in enumerate(records)
+            ]
+            parts.save_batch(fitted)
+            resumed.extend(fitted)
+            advance(len(batch))
+
+    new_items = sorted(resumed, key=lambda item: item.source_index)
+    all_items = existing + new_items
+    n_fitted = len(todo)
+    if new_items or overwrite or not out.exists():
+        write_inrs(out, header, all_items, inputs=None, command=command)
+    parts.remove()
+    losses = [item.final_loss for item in all_items]
+    return FitReport(
+        out=str(out),
+        field=field_resolved,
+        total=len(all_items),
+        fitted=n_fitted,
+        skipped=len(selected) - n_fitted,
+        seconds=round(time.perf_counter() - started, 3),
+        final_loss_mean=float(np.mean(losses)) if losses else float("nan"),
+        notes=notes,
+    )
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> str:
+    keys = sorted(set(old) | set(new))
+    diffs = []
+    for key in keys:
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            inner = _differences(a, b, f"{prefix}{key}.")
+            if inner:
+                diffs.append(inner)
+        elif a != b:
+            diffs.append(f"{prefix}{key}: {json.dumps(a)} -> {json.dumps(b)}")
+    return "; ".join(diffs)
+
+
+def merge_inrs(paths: Sequence[str], out: str | os.PathLike[str], command: list[str] | None = None) -> int:
+    """Concatenate ``inrs`` artifacts that share architecture, field and shared init.
+
+    Shards of one run (same ``input_set``) come back in the order of the original input list.
+    Returns the number of items written.
+    """
+    if len(paths) < 1:
+        raise NrtoolError("merge needs at least one input file")
+    first_header, items = load_inrs(paths[0])
+    owner = {item.name: paths[0] for item in items}
+    same_run = True
+    for path in paths[1:]:
+        header, more = load_inrs(path)
+        if header.identity() != first_header.identity():
+            diff = _differences(first_header.identity(), header.identity())
+            raise InputFileError(path, f"cannot merge with {paths[0]}: {diff}")
+        same_run &= header.input_set == first_header.input_set and bool(header.input_set)
+        for item in more:
+            if item.name in owner:
+                raise InputFileError(path, f"item {item.name!r} is also in {owner[item.name]}")
+            owner[item.name] = path
+        items += more
+    if same_run:
+        items.sort(key=lambda item: item.source_index)
+    write_inrs(out, first_header, items, inputs=provenance(paths), command=command)
+    return len(items)

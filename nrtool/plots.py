@@ -1,0 +1,76 @@
+"""PNG figures people look at instead of reading numbers."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: Points drawn per shape in a preview (enough to read the shape, few enough to stay fast).
+PREVIEW_POINTS = 4_000
+
+
+def _points_of(path: str, seed: int = 0) -> np.ndarray | None:
+    from nrtool.geometry.metrics import sample_surface
+    from nrtool.io.shapes import load_shape
+
+    if not Path(path).exists():
+        return None
+    shape = load_shape(path)
+    if shape.kind == "mesh" and shape.faces is not None and len(shape.faces):
+        return sample_surface(shape.vertices, shape.faces, PREVIEW_POINTS, seed)
+    points = shape.points()
+    if len(points) > PREVIEW_POINTS:
+        points = points[np.random.default_rng(seed).choice(len(points), PREVIEW_POINTS, replace=False)]
+    return points
+
+
+def _scatter(ax: Any, points: np.ndarray | None, title: str) -> None:
+    ax.set_title(title, fontsize=8)
+    ax.set_axis_off()
+    if points is None or len(points) == 0:
+        ax.text2D(0.5, 0.5, "missing", ha="center", transform=ax.transAxes)
+        return
+    centre = (points.max(0) + points.min(0)) / 2
+    radius = float(np.max(points.max(0) - points.min(0)) / 2) or 1.0
+    p = (points - centre) / radius
+    # Shapes are mostly y-up (ModelNet, PSB): show y as the vertical axis.
+    ax.scatter(p[:, 0], p[:, 2], p[:, 1], s=0.5, c=p[:, 1], cmap="viridis", linewidths=0)
+    ax.set_xlim(-1, 1)
+    ax.set_ylim(-1, 1)
+    ax.set_zlim(-1, 1)
+    ax.view_init(elev=20, azim=-60)
+
+
+def reconstruction_sheet(inrs_path: str | os.PathLike[str], results: Sequence[Any], png: str | os.PathLike[str], limit: int = 12) -> None:
+    """Sources (top) and their reconstructions (bottom) for up to ``limit`` items, as one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from nrtool.artifacts.inrs import load_inrs
+
+    _, items = load_inrs(inrs_path)
+    sources = {item.name: item.source for item in items}
+    shown = [r for r in results if r.path][:limit]
+    if not shown:
+        return
+    fig = plt.figure(figsize=(2.0 * len(shown), 4.2))
+    for col, result in enumerate(shown):
+        label = f"{result.name}"
+        if result.chamfer is not None:
+            label += f"\nCD {result.chamfer:.4f}"
+        if result.iou is not None:
+            label += f"\nIoU {result.iou:.3f}"
+        _scatter(fig.add_subplot(2, len(shown), col + 1, projection="3d"), _points_of(sources[result.name]), f"source\n{result.name}")
+        _scatter(fig.add_subplot(2, len(shown), len(shown) + col + 1, projection="3d"), _points_of(result.path), label)
+    fig.tight_layout()
+    png = Path(png)
+    tmp = png.with_name(f".{png.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, png)

@@ -1,0 +1,60 @@
+"""Shared fixtures: run the real `nrtool` console script, make small datasets."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+NRTOOL = Path(sys.executable).parent / "nrtool"
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_nrtool(*args: str, cwd: Path | None = None, check: bool = True, timeout: float = 600) -> Result:
+    """Run the installed `nrtool` entry point (the same one a user runs)."""
+    env = {**os.environ, "COLUMNS": "200"}
+    proc = subprocess.run(
+        [str(NRTOOL), *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
+    )
+    result = Result(proc.returncode, proc.stdout, proc.stderr)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"nrtool {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stderr}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def synth_shapes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small procedural labelled mesh dataset: 2 classes x 3 shapes (2 train / 1 test)."""
+    out = tmp_path_factory.mktemp("shapes")
+    run_nrtool("synth", "shapes", "--out", out, "--classes", "2", "--per-class", "3", "--seed", "1", "--test-fraction", "0.34")
+    return out
+
+
+def sample_cloud(mesh_path: Path, n: int = 20_000, seed: int = 0) -> np.ndarray:
+    from nrtool.geometry.metrics import sample_surface
+    from nrtool.io.shapes import load_shape
+
+    shape = load_shape(mesh_path)
+    return sample_surface(shape.vertices, shape.faces, n, seed)
+
+
+def psb_test_meshes() -> list[Path]:
+    return sorted((SHARED_DATA / "psb").glob("*/test/*.ply"))
+
+
+requires_psb = pytest.mark.skipif(
+    not (SHARED_DATA / "psb").is_dir(), reason=f"real data folder {SHARED_DATA / 'psb'} is absent"
+)

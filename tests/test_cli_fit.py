@@ -1,0 +1,265 @@
+"""fit-inr / reconstruct / merge / info through the real `nrtool` entry point."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import NRTOOL, requires_psb, psb_test_meshes, run_nrtool, sample_cloud
+
+
+def params_of(path: Path) -> tuple[list[str], np.ndarray]:
+    with h5py.File(path, "r") as handle:
+        return [n.decode() for n in handle["names"][()]], handle["params"][()]
+
+
+# ---------------------------------------------------------------- round trips per modality
+
+
+def test_mesh_sdf_round_trip(synth_shapes: Path, tmp_path: Path) -> None:
+    out = tmp_path / "inrs.h5"
+    run_nrtool("fit-inr", synth_shapes, "--out", out, "--preset", "tiny", "--quiet")
+    info = json.loads(run_nrtool("info", out, "--json").stdout)
+    assert info["kind"] == "inrs" and info["items"] == 6
+    assert info["attributes"]["field"] == "sdf"
+    assert info["per_split"] == {"test": 2, "train": 4}
+    report = json.loads(run_nrtool("reconstruct", out, "--out", tmp_path / "recon", "--metrics", "--json",
+                                   "--resolution", "96", "--quiet").stdout)
+    # A fit that learnt nothing gives the init's blob: Chamfer ~0.2 on these shapes.
+    assert report["chamfer_mean"] < 0.035, report
+    assert report["fscore_mean"] > 0.4, report
+    assert len(list((tmp_path / "recon").glob("*.obj"))) == 6
+
+
+def test_point_cloud_udf_round_trip(synth_shapes: Path, tmp_path: Path) -> None:
+    clouds = tmp_path / "clouds"
+    clouds.mkdir()
+    for mesh in sorted(synth_shapes.glob("*/train/*.ply"))[:3]:
+        np.save(clouds / f"{mesh.stem}.npy", sample_cloud(mesh))
+    out = tmp_path / "udf.h5"
+    run_nrtool("fit-inr", clouds, "--out", out, "--preset", "tiny", "--quiet")
+    with h5py.File(out, "r") as handle:
+        assert handle.attrs["field"] == "udf"
+    report = json.loads(run_nrtool("reconstruct", out, "--out", tmp_path / "recon", "--metrics", "--json", "--quiet").stdout)
+    # F-score@0.01 is bounded by the clouds' own spacing (20k points here); a failed fit scores ~0.02.
+    assert report["chamfer_mean"] < 0.03, report
+    assert report["fscore_mean"] > 0.3, report
+
+
+def test_voxel_occ_round_trip(tmp_path: Path) -> None:
+    from nrtool.io.shapes import save_binvox
+
+    grids = tmp_path / "voxels"
+    grids.mkdir()
+    axis = (np.arange(32) + 0.5) / 32 * 2 - 1
+    x, y, z = np.meshgrid(axis, axis, axis, indexing="ij")
+    save_binvox(grids / "ball.binvox", (x**2 + y**2 + z**2) < 0.6**2)
+    save_binvox(grids / "slab.binvox", (np.abs(x) < 0.7) & (np.abs(y) < 0.25) & (np.abs(z) < 0.5))
+    out = tmp_path / "occ.h5"
+    run_nrtool("fit-inr", grids, "--out", out, "--preset", "tiny", "--quiet")
+    report = json.loads(run_nrtool("reconstruct", out, "--out", tmp_path / "recon", "--metrics", "--json",
+                                   "--voxel-resolution", "32", "--quiet").stdout)
+    assert report["field"] == "occ"
+    assert report["iou_mean"] > 0.85, report
+    assert sorted(p.name for p in (tmp_path / "recon").iterdir()) == ["ball.binvox", "slab.binvox"]
+
+
+@requires_psb
+def test_real_psb_mesh_round_trip(tmp_path: Path) -> None:
+    meshes = psb_test_meshes()[::40][:2]
+    out = tmp_path / "psb.h5"
+    run_nrtool("fit-inr", *meshes, "--out", out, "--preset", "tiny", "--quiet")
+    report = json.loads(run_nrtool("reconstruct", out, "--out", tmp_path / "recon", "--metrics", "--json", "--quiet").stdout)
+    assert report["chamfer_mean"] < 0.05, report
+
+
+# ---------------------------------------------------------------- determinism, shards, merge
+
+
+def test_same_seed_gives_identical_parameters(synth_shapes: Path, tmp_path: Path) -> None:
+    args = ["--preset", "tiny", "--steps", "40", "--quiet"]
+    run_nrtool("fit-inr", synth_shapes, "--out", tmp_path / "a.h5", *args)
+    run_nrtool("fit-inr", synth_shapes, "--out", tmp_path / "b.h5", *args, "--batch", "4")
+    names_a, params_a = params_of(tmp_path / "a.h5")
+    run_nrtool("fit-inr", synth_shapes, "--out", tmp_path / "a2.h5", *args)
+    names_b, params_b = params_of(tmp_path / "b.h5")
+    assert names_a == names_b
+    np.testing.assert_array_equal(params_of(tmp_path / "a2.h5")[1], params_a)
+    # Another batch size only changes float rounding inside the batched matmul.
+    np.testing.assert_allclose(params_a, params_b, rtol=0, atol=1e-5)
+    with h5py.File(tmp_path / "a.h5", "r") as handle:
+        init = handle["shared_init"][()]
+    assert not np.allclose(params_a[0], init), "parameters never moved from the shared init"
+    run_nrtool("fit-inr", synth_shapes, "--out", tmp_path / "c.h5", "--preset", "tiny", "--steps", "40", "--seed", "1", "--quiet")
+    assert not np.allclose(params_of(tmp_path / "c.h5")[1], params_a)
+
+
+def test_shards_merge_back_to_the_full_run(synth_shapes: Path, tmp_path: Path) -> None:
+    args = ["--preset", "tiny", "--steps", "30", "--quiet"]
+    run_nrtool("fit-inr", synth_shapes, "--out", tmp_path / "full.h5", *args)
+    run_nrtool("fit-inr", synth_shapes, "--out", tmp_path / "s2.h5", "--shard", "2/2", *args)
+    run_nrtool("fit-inr", synth_shapes, "--out", tmp_path / "s1.h5", "--shard", "1/2", *args)
+    assert len(params_of(tmp_path / "s1.h5")[0]) == 3
+    run_nrtool("merge", tmp_path / "s2.h5", tmp_path / "s1.h5", "--out", tmp_path / "merged.h5")
+    names_full, params_full = params_of(tmp_path / "full.h5")
+    names_merged, params_merged = params_of(tmp_path / "merged.h5")
+    assert names_merged == names_full
+    np.testing.assert_allclose(params_merged, params_full, atol=1e-6)
+    # A file with another architecture is refused.
+    run_nrtool("fit-inr", synth_shapes, "--out", tmp_path / "wide.h5", "--hidden", "32", "--shard", "1/6", *args)
+    bad = run_nrtool("merge", tmp_path / "s1.h5", tmp_path / "wide.h5", "--out", tmp_path / "bad.h5", check=False)
+    assert bad.returncode != 0 and "wide.h5" in bad.stderr and "hidden" in bad.stderr
+    assert not (tmp_path / "bad.h5").exists()
+
+
+def test_rerun_resumes_and_other_settings_are_refused(synth_shapes: Path, tmp_path: Path) -> None:
+    out = tmp_path / "inrs.h5"
+    run_nrtool("fit-inr", synth_shapes / "class_00" if (synth_shapes / "class_00").exists() else synth_shapes,
+               "--out", out, "--preset", "tiny", "--steps", "20", "--shard", "1/3", "--quiet")
+    before = params_of(out)
+    again = json.loads(run_nrtool("fit-inr", synth_shapes, "--out", out, "--preset", "tiny", "--steps", "20", "--json", "--quiet").stdout)
+    assert again["skipped"] == 2 and again["fitted"] == 4 and again["total"] == 6
+    names, params = params_of(out)
+    for name, row in zip(*before):
+        np.testing.assert_array_equal(params[names.index(name)], row)
+    refused = run_nrtool("fit-inr", synth_shapes, "--out", out, "--preset", "tiny", "--steps", "25", check=False)
+    assert refused.returncode == 2
+    assert str(out) in refused.stderr and "steps" in refused.stderr and "Traceback" not in refused.stderr
+    run_nrtool("fit-inr", synth_shapes, "--out", out, "--preset", "tiny", "--steps", "25", "--overwrite", "--quiet")
+    with h5py.File(out, "r") as handle:
+        assert json.loads(handle.attrs["fit_config"])["steps"] == 25
+
+
+# ---------------------------------------------------------------- interruption
+
+
+def _start_fit(inputs: Path, out: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([str(NRTOOL), "fit-inr", str(inputs), "--out", str(out), "--preset", "tiny",
+                             "--batch", "1", "--quiet", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_killed_run_resumes_with_every_item_once(synth_shapes: Path, tmp_path: Path) -> None:
+    out = tmp_path / "inrs.h5"
+    parts = tmp_path / "inrs.h5.parts"
+    proc = _start_fit(synth_shapes, out)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(parts.glob("batch-*.npz"))) < 2:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    finished = len(list(parts.glob("batch-*.npz")))
+    assert 2 <= finished < 6, "the kill should land mid-run"
+    assert not out.exists(), "a killed run must not leave a file under the final name"
+    report = json.loads(run_nrtool("fit-inr", synth_shapes, "--out", out, "--preset", "tiny", "--batch", "1", "--json", "--quiet").stdout)
+    assert report["fitted"] == 6 - finished and report["total"] == 6
+    assert not parts.exists()
+    names, params = params_of(out)
+    assert len(names) == len(set(names)) == 6
+    # Resumed INRs are the very ones an uninterrupted run gives.
+    run_nrtool("fit-inr", synth_shapes, "--out", tmp_path / "clean.h5", "--preset", "tiny", "--batch", "1", "--quiet")
+    clean_names, clean_params = params_of(tmp_path / "clean.h5")
+    assert clean_names == names
+    np.testing.assert_array_equal(params, clean_params)
+
+
+def test_run_killed_before_any_item_leaves_no_output(synth_shapes: Path, tmp_path: Path) -> None:
+    out = tmp_path / "inrs.h5"
+    proc = _start_fit(synth_shapes, out, "--steps", "100000")
+    time.sleep(4)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not out.exists()
+    assert not list((tmp_path / "inrs.h5.parts").glob("batch-*.npz")) if (tmp_path / "inrs.h5.parts").exists() else True
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".h5") or ".tmp" in p.name]
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def _assert_clean_failure(result, mentions: str, *outputs: Path) -> None:
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert mentions in lines[0], lines[0]
+    assert "Traceback" not in result.stderr
+    for path in outputs:
+        assert not path.exists(), f"{path} was written despite the error"
+
+
+@pytest.mark.parametrize(
+    "filename, content, problem",
+    [
+        ("broken.ply", b"ply\nformat binary_little_endian 1.0\nelement vertex 99\nproperty float x\nend_header\n\x00\x01", None),
+        ("empty.xyz", b"", None),
+        ("nan.npy", None, "nan"),
+        ("shape.abc", b"hello", None),
+    ],
+)
+def test_bad_inputs_fail_in_one_line(tmp_path: Path, filename: str, content: bytes | None, problem: str | None) -> None:
+    path = tmp_path / filename
+    if content is not None:
+        path.write_bytes(content)
+    else:
+        cloud = np.random.default_rng(0).normal(size=(100, 3))
+        cloud[5, 1] = np.nan
+        np.save(path, cloud)
+    out = tmp_path / "out.h5"
+    result = run_nrtool("fit-inr", path, "--out", out, "--quiet", check=False)
+    _assert_clean_failure(result, str(path), out)
+    if problem:
+        assert problem in result.stderr.lower()
+
+
+def test_open_mesh_with_sdf_is_refused(tmp_path: Path) -> None:
+    from nrtool.io.shapes import save_mesh
+
+    vertices = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], dtype=float)
+    faces = np.array([[0, 2, 1], [0, 1, 3], [0, 3, 2]])  # a tetrahedron missing one face
+    mesh = tmp_path / "open.obj"
+    save_mesh(mesh, vertices, faces)
+    out = tmp_path / "out.h5"
+    result = run_nrtool("fit-inr", mesh, "--out", out, "--field", "sdf", check=False)
+    _assert_clean_failure(result, str(mesh), out)
+    assert "open" in result.stderr or "watertight" in result.stderr
+
+
+def test_wrong_artifact_kind_and_impossible_options(synth_shapes: Path, tmp_path: Path) -> None:
+    fake = tmp_path / "emb.h5"
+    with h5py.File(fake, "w") as handle:
+        handle.attrs["nrtool_kind"] = "embeddings"
+        handle.attrs["nrtool_schema"] = 1
+    result = run_nrtool("reconstruct", fake, "--out", tmp_path / "recon", check=False)
+    _assert_clean_failure(result, str(fake))
+    assert "'embeddings'" in result.stderr and "'inrs'" in result.stderr
+    plain = tmp_path / "plain.h5"
+    h5py.File(plain, "w").close()
+    _assert_clean_failure(run_nrtool("info", plain, check=False), str(plain))
+    notes = tmp_path / "notes.h5"
+    notes.write_text("not hdf5")
+    _assert_clean_failure(run_nrtool("reconstruct", notes, "--out", tmp_path / "r2", check=False), str(notes))
+    out = tmp_path / "out.h5"
+    shard = run_nrtool("fit-inr", synth_shapes, "--out", out, "--shard", "3/2", check=False)
+    _assert_clean_failure(shard, "3/2", out)
+    _assert_clean_failure(run_nrtool("fit-inr", synth_shapes, "--out", out, "--lr", "-1", check=False), "lr", out)
+    _assert_clean_failure(run_nrtool("fit-inr", synth_shapes, "--out", out, "--preset", "huge", check=False), "huge", out)
+    _assert_clean_failure(run_nrtool("fit-inr", tmp_path / "missing", "--out", out, check=False), "missing", out)
+    debug = run_nrtool("--debug", "fit-inr", tmp_path / "missing", "--out", out, check=False)
+    assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+def test_version_and_help_list_every_command() -> None:
+    from nrtool import __version__
+
+    assert run_nrtool("--version").stdout.strip() == f"nrtool {__version__}"
+    help_text = run_nrtool("--help").stdout
+    for command in ("fit-inr", "reconstruct", "merge", "info", "synth"):
+        assert command in help_text
+    for command in (["fit-inr"], ["reconstruct"], ["merge"], ["info"], ["synth", "shapes"]):
+        assert "Example" in run_nrtool(*command, "--help").stdout
