@@ -9,10 +9,11 @@ PSB="../shared/data/psb"
 mkdir -p "$OUT"
 
 if [ -d "$PSB" ]; then
-  # One test mesh from each of 8 classes of the Princeton Segmentation Benchmark.
+  # One test mesh from each of 8 classes of the Princeton Segmentation Benchmark
+  # (absolute paths: a list file's relative entries are relative to the list itself).
   : > "$OUT/shapes.txt"
   for class in airplane ant chair cup fish human octopus table; do
-    ls "$PSB/$class/test/"*.ply | head -1 >> "$OUT/shapes.txt"
+    ls "$PSB/$class/test/"*.ply | head -1 | xargs realpath >> "$OUT/shapes.txt"
   done
   INPUT="$OUT/shapes.txt"
   echo "demo: 8 real meshes from $PSB"
