@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from nrtool.errors import NrtoolError
+
+if TYPE_CHECKING:
+    import torch
 
 DEVICES = ("auto", "cpu", "cuda")
 
 
-def resolve_device(name: str) -> "torch.device":  # noqa: F821 - torch imported lazily
+def resolve_device(name: str) -> "torch.device":
     import torch
 
     if name not in DEVICES and not name.startswith("cuda:"):

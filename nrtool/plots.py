@@ -20,7 +20,7 @@ def _points_of(path: str, seed: int = 0) -> np.ndarray | None:
     if not Path(path).exists():
         return None
     shape = load_shape(path)
-    if shape.kind == "mesh" and shape.faces is not None and len(shape.faces):
+    if shape.kind == "mesh" and shape.vertices is not None and shape.faces is not None and len(shape.faces):
         return sample_surface(shape.vertices, shape.faces, PREVIEW_POINTS, seed)
     points = shape.points()
     if len(points) > PREVIEW_POINTS:

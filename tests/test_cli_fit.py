@@ -35,7 +35,17 @@ def test_mesh_sdf_round_trip(synth_shapes: Path, tmp_path: Path) -> None:
     # A fit that learnt nothing gives the init's blob: Chamfer ~0.2 on these shapes.
     assert report["chamfer_mean"] < 0.035, report
     assert report["fscore_mean"] > 0.4, report
-    assert len(list((tmp_path / "recon").glob("*.obj"))) == 6
+    meshes = sorted((tmp_path / "recon").glob("*.obj"))
+    assert len(meshes) == 6
+    # A rerun (e.g. after an interruption) reuses finished files and redoes only missing ones.
+    kept = {p: p.stat().st_mtime_ns for p in meshes[1:]}
+    meshes[0].unlink()
+    rerun = json.loads(run_nrtool("reconstruct", out, "--out", tmp_path / "recon", "--metrics", "--json",
+                                  "--resolution", "96", "--quiet").stdout)
+    assert meshes[0].exists() and all(p.stat().st_mtime_ns == t for p, t in kept.items())
+    assert abs(rerun["chamfer_mean"] - report["chamfer_mean"]) < 1e-3
+    other = run_nrtool("reconstruct", out, "--out", tmp_path / "recon", "--resolution", "64", check=False)
+    assert other.returncode == 2 and "--overwrite" in other.stderr
 
 
 def test_point_cloud_udf_round_trip(synth_shapes: Path, tmp_path: Path) -> None:
@@ -68,7 +78,7 @@ def test_voxel_occ_round_trip(tmp_path: Path) -> None:
                                    "--voxel-resolution", "32", "--quiet").stdout)
     assert report["field"] == "occ"
     assert report["iou_mean"] > 0.85, report
-    assert sorted(p.name for p in (tmp_path / "recon").iterdir()) == ["ball.binvox", "slab.binvox"]
+    assert sorted(p.name for p in (tmp_path / "recon").glob("*.binvox")) == ["ball.binvox", "slab.binvox"]
 
 
 @requires_psb

@@ -271,5 +271,8 @@ class PartsStore:
                 continue
         return items
 
+    def has_batches(self) -> bool:
+        return any(self.folder.glob("batch-*.npz"))
+
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)

@@ -7,6 +7,7 @@ becomes one line on stderr and exit status 2; any other exception is reported in
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import typer
@@ -64,6 +65,15 @@ def _register() -> None:
 _register()
 
 
+class Interrupted(Exception):
+    """Ctrl-C. Raised instead of KeyboardInterrupt so that click does not turn it into a bare
+    "Aborted!": the user learns that rerunning resumes."""
+
+
+def _raise_interrupted(signum: int, frame: object) -> None:
+    raise Interrupted()
+
+
 #: Options that work before or after the command name (``nrtool fit-inr ... --quiet``).
 GLOBAL_FLAGS = {"--quiet": "quiet", "-q": "quiet", "--debug": "debug"}
 
@@ -84,16 +94,17 @@ def _lift_global_flags(args: list[str]) -> list[str]:
 
 def run() -> None:
     """Console-script entry point with the one-line error boundary."""
+    signal.signal(signal.SIGINT, _raise_interrupted)
     try:
         app(args=_lift_global_flags(sys.argv[1:]), prog_name="nrtool")
+    except Interrupted:
+        sys.stderr.write("nrtool: interrupted (rerun the same command to resume)\n")
+        sys.exit(130)
     except NrtoolError as exc:
         if OPTIONS.debug:
             raise
         sys.stderr.write(f"nrtool: error: {exc}\n")
         sys.exit(2)
-    except KeyboardInterrupt:
-        sys.stderr.write("nrtool: interrupted (rerun the same command to resume)\n")
-        sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - the boundary: anything else is a bug, said in one line
         if OPTIONS.debug:
             raise

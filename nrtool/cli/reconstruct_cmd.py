@@ -25,6 +25,7 @@ def reconstruct(
     metrics: bool = typer.Option(False, "--metrics", help="Compare with the source shapes: Chamfer, F-score@0.01, IoU."),
     preview: Optional[Path] = typer.Option(None, help="Also write a PNG sheet of sources vs reconstructions."),
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
+    overwrite: bool = typer.Option(False, help="Redo everything in --out (by default a rerun with the same settings reuses finished files)."),
     json_out: bool = typer.Option(False, "--json", help="Print per-item results and means as JSON."),
 ) -> None:
     """Turn fitted INRs back into shapes (udf -> points, sdf -> mesh, occ -> voxels).
@@ -44,7 +45,9 @@ def reconstruct(
         resolution=resolution, points=points, voxel_resolution=voxel_resolution, threshold=threshold,
         source_units=not normalised, metrics=metrics, mesh_format=mesh_format,
     )
-    header, results = reconstruct_inrs(inrs, out, settings, device=device, names=name, progress=progress())
+    header, results = reconstruct_inrs(
+        inrs, out, settings, device=device, names=name, progress=progress(), overwrite=overwrite
+    )
     summary = summarise(results)
     for result in results:
         if result.problem:

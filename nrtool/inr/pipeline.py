@@ -11,9 +11,9 @@ import json
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field as dataclass_field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,6 +31,11 @@ from nrtool.errors import InputFileError, NrtoolError
 from nrtool.inr.config import FitConfig
 from nrtool.inr.fields import FIELDS, FieldName
 from nrtool.progress import Progress, SilentProgress
+
+if TYPE_CHECKING:
+    import torch
+
+    from nrtool.io.shapes import ShapeSource
 
 
 @dataclass(frozen=True)
@@ -65,7 +70,7 @@ class FitReport:
     skipped: int
     seconds: float
     final_loss_mean: float
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = dataclass_field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -106,11 +111,9 @@ def fit_inrs(
     command: list[str] | None = None,
 ) -> FitReport:
     """Fit one SIREN per input shape into the ``inrs`` artifact ``out`` (resuming if possible)."""
-    import torch
 
     from nrtool.device import resolve_device
-    from nrtool.geometry.ground_truth import auto_field, check_field, compute_ground_truth, item_seed
-    from nrtool.inr.fit import FitTarget, fit_batch
+    from nrtool.geometry.ground_truth import check_field
     from nrtool.inr.siren import siren_init
     from nrtool.io.shapes import discover_inputs, load_shape
 
@@ -184,34 +187,19 @@ def fit_inrs(
         notes.append(f"resumed {len(resumed)} INR(s) from an interrupted run")
 
     init_device = shared_init.to(torch_device)
-    with progress.task(f"fitting {field_resolved} INRs ({config.preset})", len(todo), "INRs") as advance:
-        for first in range(0, len(todo), config.batch):
-            batch = todo[first : first + config.batch]
-            targets, records = [], []
-            for pos, src in batch:
-                shape = load_shape(src.path)
-                seed = item_seed(config.seed, src.name)
-                truth = compute_ground_truth(shape, field_resolved, config.queries, seed)
-                targets.append(FitTarget(truth.queries, truth.values, seed))
-                records.append((pos, src, truth.normalisation))
-            result = fit_batch(targets, field_resolved, config, init_device, torch_device)
-            fitted = [
-                InrItem(
-                    name=src.name,
-                    class_name=src.class_name,
-                    split=src.split,
-                    source=str(Path(src.path).resolve()),
-                    source_index=pos,
-                    center=norm.center,
-                    scale=norm.scale,
-                    final_loss=float(result.final_loss[row]),
-                    params=result.params[row],
-                )
-                for row, (pos, src, norm) in enumerate(records)
-            ]
-            parts.save_batch(fitted)
-            resumed.extend(fitted)
-            advance(len(batch))
+    try:
+        with progress.task(f"fitting {field_resolved} INRs ({config.preset})", len(todo), "INRs") as advance:
+            for first in range(0, len(todo), config.batch):
+                batch = todo[first : first + config.batch]
+                fitted = _fit_sources(batch, field_resolved, config, init_device, torch_device)
+                parts.save_batch(fitted)
+                resumed.extend(fitted)
+                advance(len(batch))
+    except BaseException:
+        # Keep finished batches for the next run; leave no empty leftovers when there are none.
+        if not parts.has_batches():
+            parts.remove()
+        raise
 
     new_items = sorted(resumed, key=lambda item: item.source_index)
     all_items = existing + new_items
@@ -230,6 +218,41 @@ def fit_inrs(
         final_loss_mean=float(np.mean(losses)) if losses else float("nan"),
         notes=notes,
     )
+
+
+def _fit_sources(
+    batch: Sequence[tuple[int, "ShapeSource"]],
+    field_name: FieldName,
+    config: FitConfig,
+    init: "torch.Tensor",
+    device: "torch.device",
+) -> list[InrItem]:
+    """Ground truth, then one batched fit, for ``(position, source)`` pairs."""
+    from nrtool.geometry.ground_truth import compute_ground_truth, item_seed
+    from nrtool.inr.fit import FitTarget, fit_batch
+    from nrtool.io.shapes import load_shape
+
+    targets, truths = [], []
+    for _, src in batch:
+        seed = item_seed(config.seed, src.name)
+        truth = compute_ground_truth(load_shape(src.path), field_name, config.queries, seed)
+        targets.append(FitTarget(truth.queries, truth.values, seed))
+        truths.append(truth)
+    result = fit_batch(targets, field_name, config, init, device)
+    return [
+        InrItem(
+            name=src.name,
+            class_name=src.class_name,
+            split=src.split,
+            source=str(Path(src.path).resolve()),
+            source_index=pos,
+            center=truth.normalisation.center,
+            scale=truth.normalisation.scale,
+            final_loss=float(result.final_loss[row]),
+            params=result.params[row],
+        )
+        for row, ((pos, src), truth) in enumerate(zip(batch, truths))
+    ]
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> str:

@@ -8,10 +8,10 @@ two mean nearest-neighbour distances), F-score at 0.01, and IoU for voxels.
 
 from __future__ import annotations
 
-import math
+import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -138,16 +138,68 @@ def write_discrete(recon: Discrete, item: InrItem, folder: Path, settings: Recon
     center = np.asarray(item.center) if settings.source_units else np.zeros(3)
     scale = item.scale if settings.source_units else 1.0
     if recon.points is not None:
-        path = folder / f"{item.name}.ply"
+        path = _output_path("udf", item, folder, settings)
         save_points_ply(path, recon.points * scale + center)
     elif recon.faces is not None:
-        path = folder / f"{item.name}.{settings.mesh_format}"
+        path = _output_path("sdf", item, folder, settings)
         save_mesh(path, recon.vertices * scale + center, recon.faces)  # type: ignore[operator]
     else:
-        path = folder / f"{item.name}.binvox"
+        path = _output_path("occ", item, folder, settings)
         # The grid spans the normalised cube [-1,1]^3: side 2 * scale in source units.
         save_binvox(path, recon.voxels, translate=tuple(center - scale), scale=2.0 * scale)  # type: ignore[arg-type]
     return path
+
+MANIFEST = ".nrtool-reconstruct.json"
+
+
+def _output_path(field: str, item: InrItem, folder: Path, settings: ReconstructionSettings) -> Path:
+    extension = {"udf": "ply", "sdf": settings.mesh_format, "occ": "binvox"}[field]
+    return folder / f"{item.name}.{extension}"
+
+
+def _claim_folder(folder: Path, inrs_path: str | os.PathLike[str], settings: ReconstructionSettings,
+                  overwrite: bool) -> bool:
+    """Record what ``folder`` holds; True when earlier files of the same run can be reused.
+
+    Files already written by an interrupted run with the same INRs and settings are reused;
+    a folder written with other settings is refused unless ``overwrite``.
+    """
+    from nrtool.artifacts.core import sha256_file
+
+    wanted = {
+        "inrs_sha256": sha256_file(inrs_path),
+        "settings": {k: v for k, v in asdict(settings).items() if k != "metrics"},
+    }
+    manifest = folder / MANIFEST
+    reuse = False
+    if manifest.exists() and not overwrite:
+        try:
+            found = json.loads(manifest.read_text())
+        except json.JSONDecodeError:
+            found = None
+        if found is not None and found != wanted:
+            raise InputFileError(folder, "holds reconstructions of other INRs or settings; "
+                                 "pass --overwrite to replace them, or choose another --out")
+        reuse = found == wanted
+    tmp = manifest.with_name(MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(wanted, indent=1))
+    os.replace(tmp, manifest)
+    return reuse
+
+
+def load_discrete(path: Path, item: InrItem, settings: ReconstructionSettings) -> Discrete:
+    """Read back a reconstruction written by :func:`write_discrete` (normalised frame)."""
+    from nrtool.io.shapes import load_shape
+
+    shape = load_shape(path)
+    if shape.kind == "voxels":
+        return Discrete(voxels=shape.occupancy)
+    center = np.asarray(item.center) if settings.source_units else np.zeros(3)
+    scale = item.scale if settings.source_units else 1.0
+    vertices = (shape.vertices - center) / scale  # type: ignore[operator]
+    if shape.kind == "points":
+        return Discrete(points=vertices)
+    return Discrete(vertices=vertices, faces=shape.faces)
 
 
 def select_items(items: list[InrItem], names: Sequence[str] | None, path: str | os.PathLike[str]) -> list[InrItem]:
@@ -167,8 +219,13 @@ def reconstruct_inrs(
     device: str = "auto",
     names: Sequence[str] | None = None,
     progress: Progress | None = None,
+    overwrite: bool = False,
 ) -> tuple[InrHeader, list[ItemResult]]:
-    """Reconstruct (and optionally score) every INR of an ``inrs`` artifact into ``out_dir``."""
+    """Reconstruct (and optionally score) every INR of an ``inrs`` artifact into ``out_dir``.
+
+    Rerunning into the same folder with the same INRs and settings reuses the files an earlier
+    (possibly interrupted) run wrote, so long runs resume.
+    """
     import torch
 
     from nrtool.device import resolve_device
@@ -183,6 +240,7 @@ def reconstruct_inrs(
     if folder.exists() and not folder.is_dir():
         raise InputFileError(folder, "--out exists and is not a folder")
     folder.mkdir(parents=True, exist_ok=True)
+    reuse = _claim_folder(folder, path, settings, overwrite)
 
     results: list[ItemResult] = []
     with progress.task(f"reconstructing {header.field}", len(items), "shapes") as advance:
@@ -193,12 +251,18 @@ def reconstruct_inrs(
             def field_fn(points: "torch.Tensor", _logits=logits_fn) -> "torch.Tensor":
                 return logits_to_field(header.field, _logits(points))  # type: ignore[arg-type]
 
-            recon = discretise(header.field, field_fn, settings, torch_device)
+            existing = _output_path(header.field, item, folder, settings)
+            if reuse and existing.exists():
+                recon = load_discrete(existing, item, settings)
+            else:
+                recon = discretise(header.field, field_fn, settings, torch_device)
             result = ItemResult(item.name, item.class_name, None, recon.size)
             if recon.size == 0:
                 result.problem = "empty reconstruction (the INR has no surface)"
             else:
-                result.path = str(write_discrete(recon, item, folder, settings))
+                if not (reuse and existing.exists()):
+                    write_discrete(recon, item, folder, settings)
+                result.path = str(existing)
                 if settings.metrics:
                     for key, value in score(header.field, recon, item).items():
                         setattr(result, key, float(value))
@@ -217,6 +281,3 @@ def summarise(results: Sequence[ItemResult]) -> dict[str, Any]:
     summary["failed"] = [r.name for r in results if r.problem]
     return summary
 
-
-def isfinite_or_none(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
