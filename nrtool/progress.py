@@ -36,14 +36,16 @@ class LineProgress:
         import time
 
         started = time.perf_counter()
-        state = {"done": 0, "reported": 0}
+        state = {"done": 0, "reported": 0, "last": started}
         step = max(1, total // 10)
 
         def advance(n: int = 1) -> None:
             state["done"] += n
             done = state["done"]
-            if done - state["reported"] >= step or done == total:
-                state["reported"] = done
+            now = time.perf_counter()
+            # Every ~10 % of the work, but not more often than every 2 s; always the last item.
+            if (done - state["reported"] >= step and now - state["last"] >= 2.0) or done == total:
+                state["reported"], state["last"] = done, now
                 elapsed = time.perf_counter() - started
                 rate = done / elapsed if elapsed > 0 else 0.0
                 eta = (total - done) / rate if rate > 0 else 0.0
@@ -63,10 +65,12 @@ class RichProgress:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
-            Progress as RichBar,
             TextColumn,
             TimeElapsedColumn,
             TimeRemainingColumn,
+        )
+        from rich.progress import (
+            Progress as RichBar,
         )
 
         console = Console(file=sys.stderr)

@@ -273,3 +273,33 @@ def test_version_and_help_list_every_command() -> None:
         assert command in help_text
     for command in (["fit-inr"], ["reconstruct"], ["merge"], ["info"], ["synth", "shapes"]):
         assert "Example" in run_nrtool(*command, "--help").stdout
+
+
+# ---------------------------------------------------------------- precomputed ground truth
+
+
+def test_samples_artifact_fits_like_shapes_without_geometry_libraries(synth_shapes: Path, tmp_path: Path) -> None:
+    import sys
+
+    samples = tmp_path / "samples.h5"
+    run_nrtool("sample", synth_shapes, "--out", samples, "--quiet")
+    info = json.loads(run_nrtool("info", samples, "--json").stdout)
+    assert info["kind"] == "samples" and info["items"] == 6
+    run_nrtool("fit-inr", synth_shapes, "--out", tmp_path / "direct.h5", "--steps", "30", "--quiet")
+    # A bare GPU node: the geometry stack is missing, only torch + h5py (+ the CLI's typer/rich).
+    blocked = ("open3d", "trimesh", "pykdtree", "skimage", "scipy", "matplotlib")
+    script = (
+        "import sys\n"
+        f"for name in {blocked!r}: sys.modules[name] = None\n"
+        f"sys.argv = ['nrtool', 'fit-inr', {str(samples)!r}, '--out', {str(tmp_path / 'gpu.h5')!r}, '--steps', '30', '-q']\n"
+        "from nrtool.cli.main import run\n"
+        "run()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    names_direct, params_direct = params_of(tmp_path / "direct.h5")
+    names_gpu, params_gpu = params_of(tmp_path / "gpu.h5")
+    assert names_gpu == names_direct
+    np.testing.assert_array_equal(params_gpu, params_direct)
+    wrong = run_nrtool("fit-inr", samples, "--out", tmp_path / "x.h5", "--field", "udf", check=False)
+    _assert_clean_failure(wrong, str(samples), tmp_path / "x.h5")

@@ -13,7 +13,7 @@ from nrtool.cli.main import app
 
 @app.command("fit-inr")
 def fit_inr(
-    inputs: list[str] = typer.Argument(..., help="Shape files, folders (CLASS/[train|test]/FILE gives labels) or .txt lists."),
+    inputs: list[str] = typer.Argument(..., help="Shape files, folders (CLASS/[train|test]/FILE gives labels), .txt lists, or one samples artifact from `nrtool sample`."),
     out: Path = typer.Option(..., "--out", "-o", help="The inrs artifact to write (or resume)."),
     field: str = typer.Option("auto", help="auto | sdf (watertight meshes) | udf (point clouds, open meshes) | occ (voxels)."),
     preset: str = typer.Option("tiny", help="tiny | small | paper (the thesis configuration)."),
@@ -72,3 +72,28 @@ def merge(
     count = merge_inrs(inputs, out, command=argv())
     if not OPTIONS.quiet:
         print(f"{out}: {count} INRs from {len(inputs)} files")
+
+
+@app.command("sample")
+def sample(
+    inputs: list[str] = typer.Argument(..., help="Shape files, folders or .txt lists (as for fit-inr)."),
+    out: Path = typer.Option(..., "--out", "-o", help="The samples artifact to write."),
+    field: str = typer.Option("auto", help="auto | sdf | udf | occ (as for fit-inr)."),
+    preset: str = typer.Option("tiny", help="Query counts of this preset: tiny | small | paper."),
+    seed: int = typer.Option(0, help="Seed of query sampling (use the same --seed when fitting)."),
+    shard: Optional[str] = typer.Option(None, help="K/N: only the K-th (1-based) of N interleaved parts."),
+) -> None:
+    """Precompute ground truth (queries + field values) into a `samples` artifact.
+
+    Fit it elsewhere, e.g. on a GPU node that has only torch and h5py:
+    `nrtool fit-inr samples.h5 --out inrs.h5 --preset paper --device cuda`.
+
+    Example: `nrtool sample ../shared/data/psb --out psb-samples.h5 --preset paper`
+    """
+    from nrtool.inr.config import preset as get_preset
+    from nrtool.inr.pipeline import Shard, sample_shapes
+
+    config = get_preset(preset).with_overrides(seed=seed)
+    count = sample_shapes(inputs, out, config, field_name=field, shard=Shard.parse(shard), progress=progress(), command=argv())
+    if not OPTIONS.quiet:
+        print(f"{out}: ground truth of {count} shapes ({config.queries.total} queries each, preset {preset})")

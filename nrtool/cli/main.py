@@ -29,6 +29,10 @@ Examples:
 
   nrtool reconstruct inrs.h5 --out recon/ --metrics
 
+  nrtool sample shapes/ --out samples.h5   (then: nrtool fit-inr samples.h5 --out inrs.h5 --device cuda)
+
+  nrtool merge part1.h5 part2.h5 --out all.h5
+
   nrtool info inrs.h5
 """
 

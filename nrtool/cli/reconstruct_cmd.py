@@ -33,7 +33,11 @@ def reconstruct(
     Example: `nrtool reconstruct inrs.h5 --out recon/ --metrics --json`
     """
     from nrtool.errors import NrtoolError
-    from nrtool.inr.reconstruction import ReconstructionSettings, reconstruct_inrs, summarise
+    from nrtool.inr.reconstruction import (
+        ReconstructionSettings,
+        reconstruct_inrs,
+        summarise,
+    )
 
     if resolution < 8 or voxel_resolution < 2 or points < 1:
         raise NrtoolError("--resolution must be >= 8, --voxel-resolution >= 2 and --points >= 1")

@@ -359,7 +359,9 @@ def sdf_to_mesh(
     if not (volume.min() < level < volume.max()):
         return empty
 
-    from skimage import measure  # heavy import; only the reconstruction commands need it
+    from skimage import (
+        measure,  # heavy import; only the reconstruction commands need it
+    )
 
     step = 2.0 * bound / (resolution - 1)
     # 'descent' (skimage's default, passed explicitly because the winding depends on it) gives

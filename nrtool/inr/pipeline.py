@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field as dataclass_field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,7 @@ from nrtool.artifacts.inrs import (
     load_inrs,
     write_inrs,
 )
+from nrtool.artifacts.samples import is_samples_file
 from nrtool.errors import InputFileError, NrtoolError
 from nrtool.inr.config import FitConfig
 from nrtool.inr.fields import FIELDS, FieldName
@@ -113,9 +115,7 @@ def fit_inrs(
     """Fit one SIREN per input shape into the ``inrs`` artifact ``out`` (resuming if possible)."""
 
     from nrtool.device import resolve_device
-    from nrtool.geometry.ground_truth import check_field
     from nrtool.inr.siren import siren_init
-    from nrtool.io.shapes import discover_inputs, load_shape
 
     progress = progress or SilentProgress()
     started = time.perf_counter()
@@ -127,22 +127,11 @@ def fit_inrs(
     torch_device = resolve_device(device)
     config.validate()
 
-    sources = discover_inputs(inputs)
-    selected = [(pos, src) for pos, src in enumerate(sources) if shard.selects(pos)]
-    if not selected:
-        raise NrtoolError(f"--shard {shard.index}/{shard.count} selects none of the {len(sources)} inputs")
-
-    # Read every input once before fitting: a bad file fails now, not hours into the run.
-    to_inspect = sources if field_name == "auto" else [s for _, s in selected]
-    kinds: list[tuple[str, str, bool]] = []
-    with progress.task("reading shapes", len(to_inspect), "shapes") as advance:
-        for src in to_inspect:
-            shape = load_shape(src.path)
-            if field_name != "auto":
-                check_field(shape, field_name)  # type: ignore[arg-type]
-            kinds.append((src.path, shape.kind, shape.kind == "mesh" and shape.is_watertight))
-            advance()
-    field_resolved, notes = _resolve_field(field_name, kinds)
+    if len(inputs) == 1 and is_samples_file(inputs[0]):
+        plan = _plan_from_samples(inputs[0], config, field_name, shard)
+    else:
+        plan = _plan_from_shapes(inputs, config, field_name, shard, progress)
+    config, field_resolved, selected, notes = plan.config, plan.field, plan.selected, plan.notes
 
     spec = config.spec
     shared_init = siren_init(spec, config.seed)
@@ -157,7 +146,7 @@ def fit_inrs(
         preset=config.preset,
         fit_config={**config.identity(field_resolved), "batch": config.batch},
         shared_init=shared_init.numpy(),
-        input_set=input_set_digest([s.name for s in sources]),
+        input_set=plan.input_set,
     )
 
     existing: list[InrItem] = []
@@ -191,7 +180,7 @@ def fit_inrs(
         with progress.task(f"fitting {field_resolved} INRs ({config.preset})", len(todo), "INRs") as advance:
             for first in range(0, len(todo), config.batch):
                 batch = todo[first : first + config.batch]
-                fitted = _fit_sources(batch, field_resolved, config, init_device, torch_device)
+                fitted = _fit_sources(batch, plan, init_device, torch_device)
                 parts.save_batch(fitted)
                 resumed.extend(fitted)
                 advance(len(batch))
@@ -220,25 +209,98 @@ def fit_inrs(
     )
 
 
+@dataclass
+class _Plan:
+    """What a fit run works on: the field, the final config, the selected items and where each
+    item's ground truth comes from (computed from its shape, or read from a samples file)."""
+
+    field: FieldName
+    config: FitConfig
+    selected: list[tuple[int, "ShapeSource"]]  # (position in the full input list, source)
+    truth_for: Callable[[int, "ShapeSource"], tuple[np.ndarray, np.ndarray, np.ndarray, float]]
+    input_set: str
+    notes: list[str]
+
+
+def _plan_from_shapes(
+    inputs: Sequence[str], config: FitConfig, field_name: str, shard: Shard, progress: Progress
+) -> _Plan:
+    """Discover shape files, check them all, and resolve the field."""
+    from nrtool.geometry.ground_truth import (
+        check_field,
+        compute_ground_truth,
+        item_seed,
+    )
+    from nrtool.io.shapes import discover_inputs, load_shape
+
+    sources = discover_inputs(inputs)
+    selected = [(pos, src) for pos, src in enumerate(sources) if shard.selects(pos)]
+    if not selected:
+        raise NrtoolError(f"--shard {shard.index}/{shard.count} selects none of the {len(sources)} inputs")
+    # Read every input once before fitting: a bad file fails now, not hours into the run.
+    to_inspect = sources if field_name == "auto" else [s for _, s in selected]
+    kinds: list[tuple[str, str, bool]] = []
+    with progress.task("reading shapes", len(to_inspect), "shapes") as advance:
+        for src in to_inspect:
+            shape = load_shape(src.path)
+            if field_name != "auto":
+                check_field(shape, field_name)  # type: ignore[arg-type]
+            kinds.append((src.path, shape.kind, shape.kind == "mesh" and shape.is_watertight))
+            advance()
+    field_resolved, notes = _resolve_field(field_name, kinds)
+
+    def truth_for(pos: int, src: "ShapeSource") -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        seed = item_seed(config.seed, src.name)
+        truth = compute_ground_truth(load_shape(src.path), field_resolved, config.queries, seed)
+        return truth.queries, truth.values, truth.normalisation.center, truth.normalisation.scale
+
+    return _Plan(field_resolved, config, selected, truth_for, input_set_digest([s.name for s in sources]), notes)
+
+
+def _plan_from_samples(path: str, config: FitConfig, field_name: str, shard: Shard) -> _Plan:
+    """Items and ground truth from a ``samples`` artifact (no geometry libraries needed)."""
+    from nrtool.artifacts.samples import SamplesReader
+    from nrtool.inr.config import QuerySpec
+    from nrtool.io.shapes import ShapeSource
+
+    reader = SamplesReader(path)
+    field_resolved = reader.header.field
+    if field_name not in ("auto", field_resolved):
+        raise InputFileError(path, f"holds {field_resolved!r} samples, but --field {field_name} was asked for")
+    spec = reader.header.queries
+    queries = QuerySpec(near=tuple((float(std), int(n)) for std, n in spec["near"]), uniform=int(spec["uniform"]))
+    config = config.with_overrides(queries=queries)
+    rows = {name: row for row, name in enumerate(reader.names)}
+    selected = [
+        (reader.source_index[row], ShapeSource(reader.sources[row], name, reader.class_names[row], reader.splits[row]))
+        for row, name in enumerate(reader.names)
+        if shard.selects(row)
+    ]
+    if not selected:
+        raise NrtoolError(f"--shard {shard.index}/{shard.count} selects none of the {len(reader)} items of {path}")
+
+    def truth_for(pos: int, src: "ShapeSource") -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        row = rows[src.name]
+        queries_array, values = reader.truth(row)
+        return queries_array, values, reader.center[row], float(reader.scale[row])
+
+    notes = [f"ground truth read from {path} ({field_resolved}, sampled with seed {reader.header.seed})"]
+    return _Plan(field_resolved, config, selected, truth_for, reader.header.input_set, notes)
+
+
 def _fit_sources(
-    batch: Sequence[tuple[int, "ShapeSource"]],
-    field_name: FieldName,
-    config: FitConfig,
-    init: "torch.Tensor",
-    device: "torch.device",
+    batch: Sequence[tuple[int, "ShapeSource"]], plan: _Plan, init: "torch.Tensor", device: "torch.device"
 ) -> list[InrItem]:
     """Ground truth, then one batched fit, for ``(position, source)`` pairs."""
-    from nrtool.geometry.ground_truth import compute_ground_truth, item_seed
+    from nrtool.geometry.ground_truth import item_seed
     from nrtool.inr.fit import FitTarget, fit_batch
-    from nrtool.io.shapes import load_shape
 
-    targets, truths = [], []
-    for _, src in batch:
-        seed = item_seed(config.seed, src.name)
-        truth = compute_ground_truth(load_shape(src.path), field_name, config.queries, seed)
-        targets.append(FitTarget(truth.queries, truth.values, seed))
-        truths.append(truth)
-    result = fit_batch(targets, field_name, config, init, device)
+    targets, frames = [], []
+    for pos, src in batch:
+        queries, values, center, scale = plan.truth_for(pos, src)
+        targets.append(FitTarget(queries, values, item_seed(plan.config.seed, src.name)))
+        frames.append((center, scale))
+    result = fit_batch(targets, plan.field, plan.config, init, device)
     return [
         InrItem(
             name=src.name,
@@ -246,13 +308,47 @@ def _fit_sources(
             split=src.split,
             source=str(Path(src.path).resolve()),
             source_index=pos,
-            center=truth.normalisation.center,
-            scale=truth.normalisation.scale,
+            center=np.asarray(center),
+            scale=float(scale),
             final_loss=float(result.final_loss[row]),
             params=result.params[row],
         )
-        for row, ((pos, src), truth) in enumerate(zip(batch, truths))
+        for row, ((pos, src), (center, scale)) in enumerate(zip(batch, frames))
     ]
+
+
+def sample_shapes(
+    inputs: Sequence[str],
+    out: str | os.PathLike[str],
+    config: FitConfig,
+    field_name: str = "auto",
+    shard: Shard = Shard(),
+    progress: Progress | None = None,
+    command: list[str] | None = None,
+) -> int:
+    """Compute ground truth for every input shape into a ``samples`` artifact; returns the count."""
+    from nrtool.artifacts.samples import SampleEntry, SamplesHeader, write_samples
+
+    progress = progress or SilentProgress()
+    out = Path(out)
+    if not out.parent.exists():
+        raise InputFileError(out, f"output folder {out.parent} does not exist")
+    plan = _plan_from_shapes(inputs, config, field_name, shard, progress)
+    entries = []
+    with progress.task(f"sampling {plan.field} ground truth", len(plan.selected), "shapes") as advance:
+        for pos, src in plan.selected:
+            queries, values, center, scale = plan.truth_for(pos, src)
+            entries.append(SampleEntry(src.name, src.class_name, src.split, str(Path(src.path).resolve()), pos,
+                                       center, scale, queries, values))
+            advance()
+    header = SamplesHeader(
+        field=plan.field,
+        queries={"near": [list(p) for p in config.queries.near], "uniform": config.queries.uniform},
+        seed=config.seed,
+        input_set=plan.input_set,
+    )
+    write_samples(out, header, entries, command=command)
+    return len(entries)
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> str:

@@ -89,7 +89,11 @@ def discretise(field: str, field_fn: Any, settings: ReconstructionSettings, devi
     """Run the field's reconstruction on a field function (normalised frame)."""
     import torch
 
-    from nrtool.geometry.reconstruct import occupancy_to_voxels, sdf_to_mesh, udf_to_points
+    from nrtool.geometry.reconstruct import (
+        occupancy_to_voxels,
+        sdf_to_mesh,
+        udf_to_points,
+    )
 
     if field == "udf":
         generator = torch.Generator().manual_seed(seed)
@@ -105,7 +109,13 @@ def discretise(field: str, field_fn: Any, settings: ReconstructionSettings, devi
 def score(field: str, recon: Discrete, item: InrItem) -> dict[str, float]:
     """Compare a reconstruction with the item's source shape, in the normalised frame."""
     from nrtool.geometry.ground_truth import Normalisation
-    from nrtool.geometry.metrics import chamfer_distance, fscore, resample_voxels, sample_surface, voxel_iou
+    from nrtool.geometry.metrics import (
+        chamfer_distance,
+        fscore,
+        resample_voxels,
+        sample_surface,
+        voxel_iou,
+    )
     from nrtool.io.shapes import load_shape
 
     if not Path(item.source).exists():

@@ -1,0 +1,141 @@
+"""The ``samples`` artifact: precomputed ground truth (queries and field values) per shape.
+
+Computing ground truth needs the geometry stack (trimesh, Open3D, a KD-tree); fitting needs only
+torch. ``nrtool sample`` writes this artifact on a CPU node, and ``nrtool fit-inr SAMPLES.h5``
+fits from it on a bare GPU node with just torch and h5py (DESIGN.md, "Shape of the tool").
+
+Layout (schema 1): item ``i`` owns rows ``offsets[i]:offsets[i+1]`` of ``queries`` (T,3) f32
+(normalised frame) and ``values`` (T,) f32 (distance or occupancy). Per-item datasets as in
+``inrs``: ``names``, ``labels``, ``split``, ``sources``, ``source_index``, ``center``, ``scale``.
+Attributes: ``field``, ``queries`` (JSON QuerySpec), ``seed``, ``classes``, ``input_set``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import h5py
+import numpy as np
+
+from nrtool.artifacts.core import (
+    STR_DTYPE,
+    atomic_output,
+    open_artifact,
+    read_strings,
+    write_root_attrs,
+)
+from nrtool.errors import InputFileError, NrtoolError
+
+KIND = "samples"
+
+
+@dataclass
+class SampleEntry:
+    name: str
+    class_name: str | None
+    split: str | None
+    source: str
+    source_index: int
+    center: np.ndarray  # (3,)
+    scale: float
+    queries: np.ndarray  # (Q, 3) float32
+    values: np.ndarray  # (Q,) float32
+
+
+@dataclass
+class SamplesHeader:
+    field: str
+    queries: dict[str, Any]
+    seed: int
+    input_set: str
+
+
+def is_samples_file(path: str | os.PathLike[str]) -> bool:
+    """True for an existing HDF5 file whose ``nrtool_kind`` is ``samples``."""
+    try:
+        if not h5py.is_hdf5(path):
+            return False
+        with h5py.File(path, "r") as handle:
+            return str(handle.attrs.get("nrtool_kind", "")) == KIND
+    except OSError:
+        return False
+
+
+def write_samples(
+    path: str | os.PathLike[str],
+    header: SamplesHeader,
+    entries: Sequence[SampleEntry],
+    command: list[str] | None = None,
+) -> None:
+    """Write a complete ``samples`` artifact atomically."""
+    if not entries:
+        raise NrtoolError(f"{path}: nothing to write (no shapes)")
+    classes = sorted({e.class_name for e in entries if e.class_name is not None})
+    offsets = np.concatenate([[0], np.cumsum([len(e.values) for e in entries])]).astype(np.int64)
+    with atomic_output(path) as tmp, h5py.File(tmp, "w") as handle:
+        write_root_attrs(handle, KIND, command=command)
+        handle.attrs["field"] = header.field
+        handle.attrs["queries"] = json.dumps(header.queries)
+        handle.attrs["seed"] = header.seed
+        handle.attrs["input_set"] = header.input_set
+        handle.attrs["classes"] = json.dumps(classes)
+        total = int(offsets[-1])
+        chunk = int(min(total, 1 << 16))
+        queries = handle.create_dataset("queries", (total, 3), np.float32, chunks=(chunk, 3), compression="lzf")
+        values = handle.create_dataset("values", (total,), np.float32, chunks=(chunk,), compression="lzf")
+        for entry, start, stop in zip(entries, offsets[:-1], offsets[1:]):
+            queries[start:stop] = entry.queries
+            values[start:stop] = entry.values
+        handle["offsets"] = offsets
+        handle["names"] = np.array([e.name for e in entries], dtype=object).astype(STR_DTYPE)
+        handle["labels"] = np.array(
+            [classes.index(e.class_name) if e.class_name is not None else -1 for e in entries], dtype=np.int64
+        )
+        handle["split"] = np.array([e.split or "" for e in entries], dtype=object).astype(STR_DTYPE)
+        handle["sources"] = np.array([e.source for e in entries], dtype=object).astype(STR_DTYPE)
+        handle["source_index"] = np.array([e.source_index for e in entries], dtype=np.int64)
+        handle["center"] = np.stack([e.center for e in entries]).astype(np.float64)
+        handle["scale"] = np.array([e.scale for e in entries], dtype=np.float64)
+
+
+class SamplesReader:
+    """Reads a ``samples`` artifact; per-item ground truth is loaded on demand."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = str(path)
+        with open_artifact(path, KIND) as handle:
+            try:
+                self.header = SamplesHeader(
+                    field=str(handle.attrs["field"]),
+                    queries=json.loads(handle.attrs["queries"]),
+                    seed=int(handle.attrs["seed"]),
+                    input_set=str(handle.attrs.get("input_set", "")),
+                )
+                classes = json.loads(handle.attrs.get("classes", "[]"))
+                self.names = read_strings(handle["names"])
+                self.class_names = [classes[i] if i >= 0 else None for i in handle["labels"][()]]
+                self.splits = [s or None for s in read_strings(handle["split"])]
+                self.sources = read_strings(handle["sources"])
+                self.source_index = handle["source_index"][()].tolist()
+                self.center = handle["center"][()]
+                self.scale = handle["scale"][()]
+                self.offsets = handle["offsets"][()]
+            except (KeyError, ValueError, json.JSONDecodeError) as exc:
+                raise InputFileError(path, f"damaged 'samples' artifact ({exc})") from exc
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def truth(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Queries (Q,3) and values (Q,) of item ``index``."""
+        start, stop = int(self.offsets[index]), int(self.offsets[index + 1])
+        with h5py.File(self.path, "r") as handle:
+            queries = handle["queries"][start:stop]
+            values = handle["values"][start:stop]
+        if not (np.all(np.isfinite(queries)) and np.all(np.isfinite(values))):
+            raise InputFileError(self.path, f"item {self.names[index]!r} has non-finite samples")
+        return queries, values
