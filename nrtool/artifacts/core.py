@@ -14,8 +14,9 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import h5py
@@ -165,6 +166,39 @@ def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
         summary["attributes"] = attrs
         summary["datasets"] = datasets
         return summary
+
+
+@dataclass
+class ItemInfo:
+    """What every item-aligned artifact stores about where an item came from."""
+
+    name: str
+    class_name: str | None
+    split: str | None
+    source: str
+    source_index: int
+    center: np.ndarray  # (3,)
+    scale: float
+
+
+def write_item_table(handle: h5py.File, items: Sequence[ItemInfo]) -> list[str]:
+    """Write the item-aligned provenance datasets shared by artifact kinds; returns ``classes``.
+
+    ``names``, ``labels`` (index into the ``classes`` attribute, -1 unknown), ``split``,
+    ``sources``, ``source_index``, ``center`` and ``scale`` (``x_source = x * scale + center``).
+    """
+    classes = sorted({item.class_name for item in items if item.class_name is not None})
+    handle.attrs["classes"] = json.dumps(classes)
+    handle["names"] = np.array([i.name for i in items], dtype=object).astype(STR_DTYPE)
+    handle["labels"] = np.array(
+        [classes.index(i.class_name) if i.class_name is not None else -1 for i in items], dtype=np.int64
+    )
+    handle["split"] = np.array([i.split or "" for i in items], dtype=object).astype(STR_DTYPE)
+    handle["sources"] = np.array([i.source for i in items], dtype=object).astype(STR_DTYPE)
+    handle["source_index"] = np.array([i.source_index for i in items], dtype=np.int64)
+    handle["center"] = np.stack([i.center for i in items]).astype(np.float64)
+    handle["scale"] = np.array([i.scale for i in items], dtype=np.float64)
+    return classes
 
 
 def read_strings(dataset: h5py.Dataset) -> list[str]:

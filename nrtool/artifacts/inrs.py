@@ -42,10 +42,11 @@ import h5py
 import numpy as np
 
 from nrtool.artifacts.core import (
-    STR_DTYPE,
+    ItemInfo,
     atomic_output,
     open_artifact,
     read_strings,
+    write_item_table,
     write_root_attrs,
 )
 from nrtool.errors import InputFileError, NrtoolError
@@ -58,16 +59,9 @@ PARAM_ORDER = (
 
 
 @dataclass
-class InrItem:
+class InrItem(ItemInfo):
     """One fitted INR and where it came from."""
 
-    name: str
-    class_name: str | None
-    split: str | None
-    source: str
-    source_index: int
-    center: np.ndarray  # (3,)
-    scale: float
     final_loss: float
     params: np.ndarray  # (P,)
 
@@ -162,7 +156,6 @@ def write_inrs(
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise NrtoolError(f"{path}: duplicate item names: {', '.join(duplicates[:5])}")
-    classes = sorted({item.class_name for item in items if item.class_name is not None})
     n_params = header.spec.n_params
     with atomic_output(path) as tmp, h5py.File(tmp, "w") as handle:
         write_root_attrs(handle, KIND, inputs=inputs, command=command)
@@ -170,7 +163,6 @@ def write_inrs(
         handle.attrs["field"] = header.field
         handle.attrs["preset"] = header.preset
         handle.attrs["fit_config"] = json.dumps(header.fit_config)
-        handle.attrs["classes"] = json.dumps(classes)
         handle.attrs["shared_init_sha256"] = header.init_sha256
         handle.attrs["input_set"] = header.input_set
         handle.attrs["param_order"] = PARAM_ORDER
@@ -180,15 +172,7 @@ def write_inrs(
         )
         for row, item in enumerate(items):
             params[row] = item.params
-        handle["names"] = np.array(names, dtype=object).astype(STR_DTYPE)
-        handle["labels"] = np.array(
-            [classes.index(i.class_name) if i.class_name is not None else -1 for i in items], dtype=np.int64
-        )
-        handle["split"] = np.array([i.split or "" for i in items], dtype=object).astype(STR_DTYPE)
-        handle["sources"] = np.array([i.source for i in items], dtype=object).astype(STR_DTYPE)
-        handle["source_index"] = np.array([i.source_index for i in items], dtype=np.int64)
-        handle["center"] = np.stack([i.center for i in items]).astype(np.float64)
-        handle["scale"] = np.array([i.scale for i in items], dtype=np.float64)
+        write_item_table(handle, items)
         handle["final_loss"] = np.array([i.final_loss for i in items], dtype=np.float32)
         handle["shared_init"] = np.asarray(header.shared_init, dtype=np.float32)
 

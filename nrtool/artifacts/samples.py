@@ -22,10 +22,11 @@ import h5py
 import numpy as np
 
 from nrtool.artifacts.core import (
-    STR_DTYPE,
     atomic_output,
     open_artifact,
+    ItemInfo,
     read_strings,
+    write_item_table,
     write_root_attrs,
 )
 from nrtool.errors import InputFileError, NrtoolError
@@ -34,14 +35,9 @@ KIND = "samples"
 
 
 @dataclass
-class SampleEntry:
-    name: str
-    class_name: str | None
-    split: str | None
-    source: str
-    source_index: int
-    center: np.ndarray  # (3,)
-    scale: float
+class SampleEntry(ItemInfo):
+    """One shape's ground truth in the normalised frame."""
+
     queries: np.ndarray  # (Q, 3) float32
     values: np.ndarray  # (Q,) float32
 
@@ -74,7 +70,6 @@ def write_samples(
     """Write a complete ``samples`` artifact atomically."""
     if not entries:
         raise NrtoolError(f"{path}: nothing to write (no shapes)")
-    classes = sorted({e.class_name for e in entries if e.class_name is not None})
     offsets = np.concatenate([[0], np.cumsum([len(e.values) for e in entries])]).astype(np.int64)
     with atomic_output(path) as tmp, h5py.File(tmp, "w") as handle:
         write_root_attrs(handle, KIND, command=command)
@@ -82,7 +77,6 @@ def write_samples(
         handle.attrs["queries"] = json.dumps(header.queries)
         handle.attrs["seed"] = header.seed
         handle.attrs["input_set"] = header.input_set
-        handle.attrs["classes"] = json.dumps(classes)
         total = int(offsets[-1])
         chunk = int(min(total, 1 << 16))
         queries = handle.create_dataset("queries", (total, 3), np.float32, chunks=(chunk, 3), compression="lzf")
@@ -91,16 +85,7 @@ def write_samples(
             queries[start:stop] = entry.queries
             values[start:stop] = entry.values
         handle["offsets"] = offsets
-        handle["names"] = np.array([e.name for e in entries], dtype=object).astype(STR_DTYPE)
-        handle["labels"] = np.array(
-            [classes.index(e.class_name) if e.class_name is not None else -1 for e in entries], dtype=np.int64
-        )
-        handle["split"] = np.array([e.split or "" for e in entries], dtype=object).astype(STR_DTYPE)
-        handle["sources"] = np.array([e.source for e in entries], dtype=object).astype(STR_DTYPE)
-        handle["source_index"] = np.array([e.source_index for e in entries], dtype=np.int64)
-        handle["center"] = np.stack([e.center for e in entries]).astype(np.float64)
-        handle["scale"] = np.array([e.scale for e in entries], dtype=np.float64)
-
+        write_item_table(handle, entries)
 
 class SamplesReader:
     """Reads a ``samples`` artifact; per-item ground truth is loaded on demand."""

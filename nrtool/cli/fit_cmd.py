@@ -1,4 +1,4 @@
-"""``nrtool fit-inr`` and ``nrtool merge``."""
+"""``nrtool fit-inr``, ``nrtool sample`` and ``nrtool merge``."""
 
 from __future__ import annotations
 
@@ -11,12 +11,19 @@ from nrtool.cli.common import OPTIONS, argv, note, print_json, progress
 from nrtool.cli.main import app
 
 
+# Options shared by fit-inr and sample (one definition, so both stay in step).
+FIELD_OPTION = typer.Option("auto", help="auto | sdf (watertight meshes) | udf (point clouds, open meshes) | occ (voxels).")
+PRESET_OPTION = typer.Option("tiny", help="tiny | small | paper (the thesis configuration).")
+SEED_OPTION = typer.Option(0, help="Seed of the shared initialisation and of query sampling.")
+SHARD_OPTION = typer.Option(None, help="K/N: only the K-th (1-based) of N interleaved parts of the inputs.")
+
+
 @app.command("fit-inr")
 def fit_inr(
     inputs: list[str] = typer.Argument(..., help="Shape files, folders (CLASS/[train|test]/FILE gives labels), .txt lists, or one samples artifact from `nrtool sample`."),
     out: Path = typer.Option(..., "--out", "-o", help="The inrs artifact to write (or resume)."),
-    field: str = typer.Option("auto", help="auto | sdf (watertight meshes) | udf (point clouds, open meshes) | occ (voxels)."),
-    preset: str = typer.Option("tiny", help="tiny | small | paper (the thesis configuration)."),
+    field: str = FIELD_OPTION,
+    preset: str = PRESET_OPTION,
     hidden: Optional[int] = typer.Option(None, help="Override: hidden units per layer."),
     layers: Optional[int] = typer.Option(None, help="Override: hidden-to-hidden layers."),
     steps: Optional[int] = typer.Option(None, help="Override: optimisation steps per INR."),
@@ -26,9 +33,9 @@ def fit_inr(
     omega0: Optional[float] = typer.Option(None, help="Override: SIREN frequency omega_0."),
     focal_alpha: Optional[float] = typer.Option(None, help="Override: focal-loss alpha (occ)."),
     focal_gamma: Optional[float] = typer.Option(None, help="Override: focal-loss gamma (occ)."),
-    seed: int = typer.Option(0, help="Seed of the shared initialisation and of query sampling."),
+    seed: int = SEED_OPTION,
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
-    shard: Optional[str] = typer.Option(None, help="K/N: fit only the K-th (1-based) of N interleaved parts."),
+    shard: Optional[str] = SHARD_OPTION,
     overwrite: bool = typer.Option(False, help="Replace an existing --out fitted with other settings."),
     json_out: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
 ) -> None:
@@ -78,10 +85,10 @@ def merge(
 def sample(
     inputs: list[str] = typer.Argument(..., help="Shape files, folders or .txt lists (as for fit-inr)."),
     out: Path = typer.Option(..., "--out", "-o", help="The samples artifact to write."),
-    field: str = typer.Option("auto", help="auto | sdf | udf | occ (as for fit-inr)."),
-    preset: str = typer.Option("tiny", help="Query counts of this preset: tiny | small | paper."),
-    seed: int = typer.Option(0, help="Seed of query sampling (use the same --seed when fitting)."),
-    shard: Optional[str] = typer.Option(None, help="K/N: only the K-th (1-based) of N interleaved parts."),
+    field: str = FIELD_OPTION,
+    preset: str = PRESET_OPTION,
+    seed: int = SEED_OPTION,
+    shard: Optional[str] = SHARD_OPTION,
 ) -> None:
     """Precompute ground truth (queries + field values) into a `samples` artifact.
 
