@@ -23,6 +23,17 @@ class Result:
     stderr: str
 
 
+def assert_clean_failure(result: "Result", mentions: str, *outputs: Path) -> None:
+    """Non-zero exit, exactly one stderr line naming ``mentions``, no traceback, no outputs."""
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert mentions in lines[0], lines[0]
+    assert "Traceback" not in result.stderr
+    for path in outputs:
+        assert not path.exists(), f"{path} was written despite the error"
+
+
 def run_nrtool(*args: str, cwd: Path | None = None, check: bool = True, timeout: float = 600) -> Result:
     """Run the installed `nrtool` entry point (the same one a user runs)."""
     env = {**os.environ, "COLUMNS": "200"}

@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import NRTOOL, requires_psb, psb_test_meshes, run_nrtool, sample_cloud
+from conftest import assert_clean_failure, NRTOOL, requires_psb, psb_test_meshes, run_nrtool, sample_cloud
 
 
 def params_of(path: Path) -> tuple[list[str], np.ndarray]:
@@ -193,16 +193,6 @@ def test_run_killed_before_any_item_leaves_no_output(synth_shapes: Path, tmp_pat
 # ---------------------------------------------------------------- bad input
 
 
-def _assert_clean_failure(result, mentions: str, *outputs: Path) -> None:
-    assert result.returncode != 0
-    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert mentions in lines[0], lines[0]
-    assert "Traceback" not in result.stderr
-    for path in outputs:
-        assert not path.exists(), f"{path} was written despite the error"
-
-
 @pytest.mark.parametrize(
     "filename, content, problem",
     [
@@ -222,7 +212,7 @@ def test_bad_inputs_fail_in_one_line(tmp_path: Path, filename: str, content: byt
         np.save(path, cloud)
     out = tmp_path / "out.h5"
     result = run_nrtool("fit-inr", path, "--out", out, "--quiet", check=False)
-    _assert_clean_failure(result, str(path), out)
+    assert_clean_failure(result, str(path), out)
     if problem:
         assert problem in result.stderr.lower()
 
@@ -236,7 +226,7 @@ def test_open_mesh_with_sdf_is_refused(tmp_path: Path) -> None:
     save_mesh(mesh, vertices, faces)
     out = tmp_path / "out.h5"
     result = run_nrtool("fit-inr", mesh, "--out", out, "--field", "sdf", check=False)
-    _assert_clean_failure(result, str(mesh), out)
+    assert_clean_failure(result, str(mesh), out)
     assert "open" in result.stderr or "watertight" in result.stderr
 
 
@@ -246,20 +236,20 @@ def test_wrong_artifact_kind_and_impossible_options(synth_shapes: Path, tmp_path
         handle.attrs["nrtool_kind"] = "embeddings"
         handle.attrs["nrtool_schema"] = 1
     result = run_nrtool("reconstruct", fake, "--out", tmp_path / "recon", check=False)
-    _assert_clean_failure(result, str(fake))
+    assert_clean_failure(result, str(fake))
     assert "'embeddings'" in result.stderr and "'inrs'" in result.stderr
     plain = tmp_path / "plain.h5"
     h5py.File(plain, "w").close()
-    _assert_clean_failure(run_nrtool("info", plain, check=False), str(plain))
+    assert_clean_failure(run_nrtool("info", plain, check=False), str(plain))
     notes = tmp_path / "notes.h5"
     notes.write_text("not hdf5")
-    _assert_clean_failure(run_nrtool("reconstruct", notes, "--out", tmp_path / "r2", check=False), str(notes))
+    assert_clean_failure(run_nrtool("reconstruct", notes, "--out", tmp_path / "r2", check=False), str(notes))
     out = tmp_path / "out.h5"
     shard = run_nrtool("fit-inr", synth_shapes, "--out", out, "--shard", "3/2", check=False)
-    _assert_clean_failure(shard, "3/2", out)
-    _assert_clean_failure(run_nrtool("fit-inr", synth_shapes, "--out", out, "--lr", "-1", check=False), "lr", out)
-    _assert_clean_failure(run_nrtool("fit-inr", synth_shapes, "--out", out, "--preset", "huge", check=False), "huge", out)
-    _assert_clean_failure(run_nrtool("fit-inr", tmp_path / "missing", "--out", out, check=False), "missing", out)
+    assert_clean_failure(shard, "3/2", out)
+    assert_clean_failure(run_nrtool("fit-inr", synth_shapes, "--out", out, "--lr", "-1", check=False), "lr", out)
+    assert_clean_failure(run_nrtool("fit-inr", synth_shapes, "--out", out, "--preset", "huge", check=False), "huge", out)
+    assert_clean_failure(run_nrtool("fit-inr", tmp_path / "missing", "--out", out, check=False), "missing", out)
     debug = run_nrtool("--debug", "fit-inr", tmp_path / "missing", "--out", out, check=False)
     assert debug.returncode != 0 and "Traceback" in debug.stderr
 
@@ -302,4 +292,4 @@ def test_samples_artifact_fits_like_shapes_without_geometry_libraries(synth_shap
     assert names_gpu == names_direct
     np.testing.assert_array_equal(params_gpu, params_direct)
     wrong = run_nrtool("fit-inr", samples, "--out", tmp_path / "x.h5", "--field", "udf", check=False)
-    _assert_clean_failure(wrong, str(samples), tmp_path / "x.h5")
+    assert_clean_failure(wrong, str(samples), tmp_path / "x.h5")

@@ -15,8 +15,8 @@ import os
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import h5py
@@ -26,7 +26,7 @@ from nrtool import __version__
 from nrtool.errors import InputFileError, NrtoolError
 
 #: Current schema number of each artifact kind; bump on an incompatible layout change.
-SCHEMAS: dict[str, int] = {"inrs": 1, "samples": 1}
+SCHEMAS: dict[str, int] = {"inrs": 1, "samples": 1, "embeddings": 1, "predictions": 1}
 
 STR_DTYPE = h5py.string_dtype(encoding="utf-8")
 
@@ -199,6 +199,34 @@ def write_item_table(handle: h5py.File, items: Sequence[ItemInfo]) -> list[str]:
     handle["center"] = np.stack([i.center for i in items]).astype(np.float64)
     handle["scale"] = np.array([i.scale for i in items], dtype=np.float64)
     return classes
+
+
+def read_item_table(handle: h5py.File, class_names: Sequence[str | None] | None = None) -> list[ItemInfo]:
+    """The items written by :func:`write_item_table`.
+
+    ``class_names`` overrides the names derived from ``labels`` + ``classes`` (for kinds whose
+    ``labels`` index another class list, such as a model's).
+    """
+    if class_names is None:
+        classes = json.loads(handle.attrs.get("classes", "[]"))
+        class_names = [classes[label] if label >= 0 else None for label in handle["labels"][()]]
+    splits = read_strings(handle["split"])
+    sources = read_strings(handle["sources"])
+    source_index = handle["source_index"][()]
+    center = handle["center"][()]
+    scale = handle["scale"][()]
+    return [
+        ItemInfo(
+            name=name,
+            class_name=class_names[i] or None,
+            split=splits[i] or None,
+            source=sources[i],
+            source_index=int(source_index[i]),
+            center=center[i],
+            scale=float(scale[i]),
+        )
+        for i, name in enumerate(read_strings(handle["names"]))
+    ]
 
 
 def read_strings(dataset: h5py.Dataset) -> list[str]:

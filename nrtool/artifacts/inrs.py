@@ -45,7 +45,7 @@ from nrtool.artifacts.core import (
     ItemInfo,
     atomic_output,
     open_artifact,
-    read_strings,
+    read_item_table,
     write_item_table,
     write_root_attrs,
 )
@@ -110,25 +110,16 @@ def read_header(handle: h5py.File) -> InrHeader:
 
 
 def read_items(handle: h5py.File, with_params: bool = True) -> list[InrItem]:
-    classes = json.loads(handle.attrs.get("classes", "[]"))
-    labels = handle["labels"][()]
-    splits = read_strings(handle["split"])
     params = handle["params"][()] if with_params else None
+    final_loss = handle["final_loss"][()]
     return [
         InrItem(
-            name=name,
-            class_name=classes[label] if label >= 0 else None,
-            split=splits[i] or None,
-            source=source,
-            source_index=int(handle["source_index"][i]),
-            center=handle["center"][i],
-            scale=float(handle["scale"][i]),
-            final_loss=float(handle["final_loss"][i]),
+            **vars(info),
+            final_loss=float(final_loss[i]),
             params=params[i] if params is not None else np.empty(0, np.float32),
         )
-        for i, (name, source, label) in enumerate(zip(read_strings(handle["names"]), read_strings(handle["sources"]), labels))
+        for i, info in enumerate(read_item_table(handle))
     ]
-
 
 def load_inrs(path: str | os.PathLike[str]) -> tuple[InrHeader, list[InrItem]]:
     """Header and items of an ``inrs`` artifact (one-line error for anything else)."""

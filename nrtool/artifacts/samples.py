@@ -22,9 +22,9 @@ import h5py
 import numpy as np
 
 from nrtool.artifacts.core import (
+    ItemInfo,
     atomic_output,
     open_artifact,
-    ItemInfo,
     read_strings,
     write_item_table,
     write_root_attrs,

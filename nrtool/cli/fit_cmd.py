@@ -10,7 +10,6 @@ import typer
 from nrtool.cli.common import OPTIONS, argv, note, print_json, progress
 from nrtool.cli.main import app
 
-
 # Options shared by fit-inr and sample (one definition, so both stay in step).
 FIELD_OPTION = typer.Option("auto", help="auto | sdf (watertight meshes) | udf (point clouds, open meshes) | occ (voxels).")
 PRESET_OPTION = typer.Option("tiny", help="tiny | small | paper (the thesis configuration).")

@@ -63,7 +63,14 @@ def main(
 
 def _register() -> None:
     # Each module adds its commands to `app`; importing them is cheap (heavy imports are inside).
-    from nrtool.cli import fit_cmd, info_cmd, reconstruct_cmd, synth_cmd  # noqa: F401
+    from nrtool.cli import (  # noqa: F401
+        fit_cmd,
+        heads_cmd,
+        info_cmd,
+        inr2vec_cmd,
+        reconstruct_cmd,
+        synth_cmd,
+    )
 
 
 _register()

@@ -1,0 +1,151 @@
+"""``nrtool train classifier``, ``nrtool classify`` and ``nrtool retrieve``: heads on embeddings.
+
+``nrtool train classifier`` joins the shared ``nrtool train`` group (``nrtool.cli.train_group``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from nrtool.cli.common import OPTIONS, argv, console, print_json, progress
+from nrtool.cli.main import app
+from nrtool.cli.train_group import train_app  # the shared `nrtool train ...` group
+
+DEVICE_OPTION = typer.Option("auto", help="auto | cpu | cuda.")
+
+
+@train_app.command("classifier")
+def train_classifier(
+    embeddings: Path = typer.Argument(..., help="An embeddings artifact with labels (split 'test' is not trained on)."),
+    out: Path = typer.Option(..., "--out", "-o", help="The checkpoint to write (a training-curves PNG goes beside it)."),
+    preset: str = typer.Option("tiny", help="tiny | small | paper (thesis: 512/256 hidden, max lr 1e-4, 150 epochs)."),
+    epochs: Optional[int] = typer.Option(None, help="Override: training epochs."),
+    lr: Optional[float] = typer.Option(None, help="Override: maximum learning rate of the one-cycle schedule."),
+    batch: Optional[int] = typer.Option(None, help="Override: batch size (paper: 256)."),
+    hidden: Optional[list[int]] = typer.Option(None, help="Override: hidden layer sizes, one --hidden per layer."),
+    val_fraction: Optional[float] = typer.Option(None, help="Override: share of each class's train items kept for validation (when no 'val' split exists)."),
+    seed: int = typer.Option(0, help="Seed of the initialisation, validation split and shuffling."),
+    device: str = DEVICE_OPTION,
+    json_out: bool = typer.Option(False, "--json", help="Print the training summary as JSON."),
+) -> None:
+    """Train an MLP classifier on embeddings; keeps the epoch with the best validation accuracy.
+
+    Example: `nrtool train classifier emb.h5 --out clf.pt --preset paper --device cuda`
+    """
+    from nrtool.heads.classifier import preset as get_preset
+    from nrtool.heads.classifier import train_classifier_file
+
+    config = get_preset(preset).with_overrides(
+        epochs=epochs, lr=lr, batch=batch, hidden=hidden or None, val_fraction=val_fraction, seed=seed
+    )
+    summary = train_classifier_file(embeddings, out, config, device=device, progress=progress())
+    if json_out:
+        print_json(summary)
+    elif not OPTIONS.quiet:
+        best = summary["best_val_accuracy"]
+        kept = f"best validation accuracy {best:.3f} at epoch {summary['best_epoch']}" if best is not None else "no validation items, kept the last epoch"
+        print(
+            f"{out}: {len(summary['classes'])}-class classifier on {summary['dim']}-d embeddings, "
+            f"{summary['train_items']} train / {summary['val_items']} validation items, {kept} "
+            f"({summary['seconds']:.1f} s); curves in {summary['curves']}"
+        )
+
+
+@app.command("classify")
+def classify(
+    embeddings: Path = typer.Argument(..., help="An embeddings artifact to classify."),
+    model: Path = typer.Option(..., "--model", "-m", help="A checkpoint from `nrtool train classifier`."),
+    out: Path = typer.Option(..., "--out", "-o", help="The predictions artifact to write."),
+    split: Optional[list[str]] = typer.Option(None, help="Only items of this split (repeatable), e.g. --split test."),
+    plot: Optional[Path] = typer.Option(None, help="Confusion-matrix PNG (default: OUT.confusion.png beside --out)."),
+    device: str = DEVICE_OPTION,
+    json_out: bool = typer.Option(False, "--json", help="Print accuracy, per_class and confusion as JSON."),
+) -> None:
+    """Predict classes into a `predictions` artifact; with labels, print accuracy and the confusion matrix.
+
+    Example: `nrtool classify emb.h5 --model clf.pt --out pred.h5 --split test`
+    """
+    from nrtool.heads.classifier import classify_file
+
+    report = classify_file(embeddings, model, out, splits=split or [], device=device,
+                           plot=plot if plot is not None else True, command=argv())
+    if json_out:
+        print_json(report)
+        return
+    if OPTIONS.quiet:
+        return
+    if report["accuracy"] is None:
+        print(f"{out}: predictions for {report['items']} items (no labels the model knows: nothing to score)")
+        return
+    _print_report(report)
+    print(f"{out}: predictions for {report['items']} items, accuracy {report['accuracy']:.4f}"
+          + (f"; confusion matrix in {report['plot']}" if report["plot"] else ""))
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    """Per-class accuracy and the confusion matrix as rich tables."""
+    from rich.table import Table
+
+    classes = report["classes"]
+    confusion = report["confusion"]
+    per_class = Table(title=f"accuracy {report['accuracy']:.4f} over {report['evaluated']} items")
+    per_class.add_column("class")
+    per_class.add_column("items", justify="right")
+    per_class.add_column("accuracy", justify="right")
+    for i, name in enumerate(classes):
+        if name in report["per_class"]:
+            per_class.add_row(name, str(sum(confusion[i])), f"{report['per_class'][name]:.3f}")
+    matrix = Table(title="confusion (rows: true, columns: predicted)")
+    matrix.add_column("")
+    for name in classes:
+        matrix.add_column(name, justify="right")
+    for i, name in enumerate(classes):
+        matrix.add_row(name, *[(f"[bold]{n}[/]" if i == j else str(n)) if n else "·" for j, n in enumerate(confusion[i])])
+    out = console()
+    out.print(per_class)
+    out.print(matrix)
+
+
+def _parse_ks(values: list[str], extra: list[str]) -> list[int]:
+    """``--k 1 5 10``, ``--k 1 --k 5`` and ``--k 1,5,10`` all mean k in {1, 5, 10}."""
+    from nrtool.errors import NrtoolError
+
+    ks: list[int] = []
+    for value in [*values, *extra]:
+        for part in str(value).replace(",", " ").split():
+            try:
+                ks.append(int(part))
+            except ValueError:
+                raise NrtoolError(f"unexpected argument {part!r} (only k values may follow --k)") from None
+    if any(k < 1 for k in ks):
+        raise NrtoolError(f"--k must be at least 1, got {min(ks)}")
+    return sorted(set(ks))
+
+
+@app.command("retrieve", context_settings={"allow_extra_args": True})
+def retrieve(
+    ctx: typer.Context,
+    embeddings: Path = typer.Argument(..., help="Query embeddings (labelled)."),
+    gallery: Optional[Path] = typer.Option(None, help="Gallery embeddings (default: the queries themselves, leave-one-out)."),
+    k: list[str] = typer.Option(["1", "5", "10"], "--k", help="Neighbours retrieved: --k 1 5 10 (or --k 1,5,10)."),
+    split: Optional[list[str]] = typer.Option(None, help="Only query items of this split (repeatable)."),
+    gallery_split: Optional[list[str]] = typer.Option(None, help="Only gallery items of this split (repeatable)."),
+    json_out: bool = typer.Option(False, "--json", help="Print {map@k: ...} as JSON."),
+) -> None:
+    """Shape retrieval by L2 nearest neighbours: mAP@k = mean share of the k neighbours in the query's class.
+
+    Example: `nrtool retrieve emb.h5 --split test --k 1 5 10`
+    """
+    from nrtool.heads.retrieval import retrieve_files
+
+    ks = _parse_ks(k, list(ctx.args))
+    result = retrieve_files(embeddings, gallery, ks, splits=split or [], gallery_splits=gallery_split or [])
+    if json_out:
+        print_json(result)
+    elif not OPTIONS.quiet:
+        scores = ", ".join(f"mAP@{key} {result[f'map@{key}']:.4f}" for key in ks)
+        against = "each other (leave-one-out)" if result["same_set"] else f"{result['gallery']} gallery items"
+        print(f"{embeddings}: {result['queries']} queries against {against}: {scores}")

@@ -1,0 +1,174 @@
+"""Shape retrieval by L2 nearest neighbours in embedding space (inr2vec thesis, Sec. 5.5.2).
+
+For each query the ``k`` closest gallery embeddings are retrieved; the score of a query is the
+fraction of them that share its class, and ``mAP@k`` is that precision averaged over the queries
+(the thesis's definition; it is the mean precision@k, not the ranked average precision of IR).
+
+Classes are matched by *name*, so query and gallery may come from different artifacts whose class
+lists differ. Items without a label are left out of both sides: their agreement is undefined.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nrtool.errors import InputFileError, NrtoolError
+
+if TYPE_CHECKING:
+    from nrtool.artifacts.embeddings import Embeddings
+
+#: Queries per distance block: bounds memory at QUERY_BLOCK x gallery float64 distances.
+QUERY_BLOCK = 1024
+
+
+def nearest_neighbours(
+    query: np.ndarray, gallery: np.ndarray, k: int, exclude_self: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest gallery rows of each query row under the L2 distance.
+
+    Args:
+        query: (Q, D) vectors.
+        gallery: (G, D) vectors.
+        k: neighbours per query.
+        exclude_self: ``query`` *is* ``gallery`` (same rows, same order): query ``i`` never
+            retrieves gallery row ``i`` (leave-one-out).
+
+    Returns:
+        ``(indices, distances)``, both (Q, k), closest first; ties broken by gallery index so
+        results are deterministic.
+    """
+    query = np.asarray(query, dtype=np.float64)
+    gallery = np.asarray(gallery, dtype=np.float64)
+    available = len(gallery) - (1 if exclude_self else 0)
+    if exclude_self and query.shape != gallery.shape:
+        raise NrtoolError("exclude_self needs the query and gallery to be the same set")
+    if not 1 <= k <= available:
+        raise NrtoolError(f"k={k} impossible: the gallery offers {available} neighbours per query")
+    gallery_sq = (gallery**2).sum(1)
+    indices = np.empty((len(query), k), dtype=np.int64)
+    distances = np.empty((len(query), k), dtype=np.float64)
+    for start in range(0, len(query), QUERY_BLOCK):
+        block = query[start : start + QUERY_BLOCK]
+        # |q - g|^2 = |q|^2 + |g|^2 - 2 q.g: one matmul instead of a (Q, G, D) difference tensor.
+        d2 = (block**2).sum(1)[:, None] + gallery_sq[None, :] - 2.0 * block @ gallery.T
+        np.maximum(d2, 0.0, out=d2)  # rounding can make a zero distance slightly negative
+        if exclude_self:
+            rows = np.arange(len(block))
+            d2[rows, start + rows] = np.inf
+        # A stable full sort breaks ties by gallery index (argpartition would not); its cost is
+        # negligible at the gallery sizes of shape datasets (thousands).
+        order = np.argsort(d2, axis=1, kind="stable")[:, :k]
+        indices[start : start + len(block)] = order
+        distances[start : start + len(block)] = np.sqrt(np.take_along_axis(d2, order, axis=1))
+    return indices, distances
+
+
+def map_at_k(
+    query_vectors: np.ndarray,
+    query_labels: Sequence[Any],
+    gallery_vectors: np.ndarray,
+    gallery_labels: Sequence[Any],
+    ks: Sequence[int],
+    same_set: bool = False,
+) -> dict[int, float]:
+    """mAP@k for each ``k``: mean over queries of the fraction of the k nearest sharing its label.
+
+    Labels are compared with ``==`` (class names or indices from one shared list). With
+    ``same_set`` the query set is the gallery and each query's own row is excluded.
+    """
+    ks = sorted({int(k) for k in ks})
+    if not ks:
+        raise NrtoolError("give at least one k")
+    if len(query_vectors) == 0:
+        raise NrtoolError("no labelled query items")
+    query_labels = np.asarray(query_labels)
+    gallery_labels = np.asarray(gallery_labels)
+    indices, _ = nearest_neighbours(query_vectors, gallery_vectors, max(ks), exclude_self=same_set)
+    agree = gallery_labels[indices] == query_labels[:, None]  # (Q, kmax)
+    # Cumulative hits give precision@k for every k from one neighbour search.
+    hits = np.cumsum(agree, axis=1)
+    return {k: float((hits[:, k - 1] / k).mean()) for k in ks}
+
+
+def _labelled(embeddings: Embeddings) -> tuple[np.ndarray, np.ndarray]:
+    keep = [i for i, item in enumerate(embeddings.items) if item.class_name is not None]
+    names = np.array([embeddings.items[i].class_name for i in keep], dtype=object)
+    return np.asarray(embeddings.vectors)[keep], names
+
+
+def retrieval_map(
+    query: Embeddings,
+    gallery: Embeddings | None,
+    ks: Sequence[int],
+    same_set: bool | None = None,
+) -> dict[int, float]:
+    """mAP@k of ``query`` items against ``gallery`` (the query set itself when ``None``).
+
+    ``same_set`` defaults to ``gallery is None or gallery is query``: each query then retrieves
+    from the others only. Unlabelled items are left out on both sides.
+    """
+    if same_set is None:
+        same_set = gallery is None or gallery is query
+    if gallery is None:
+        gallery = query
+    query_vectors, query_names = _labelled(query)
+    if same_set:
+        gallery_vectors, gallery_names = query_vectors, query_names
+    else:
+        gallery_vectors, gallery_names = _labelled(gallery)
+    if query_vectors.shape[1:] != gallery_vectors.shape[1:]:
+        raise NrtoolError(
+            f"query embeddings are {query_vectors.shape[1]}-d but gallery ones {gallery_vectors.shape[1]}-d"
+        )
+    return map_at_k(query_vectors, query_names, gallery_vectors, gallery_names, ks, same_set=same_set)
+
+
+def retrieve_files(
+    query_path: str | os.PathLike[str],
+    gallery_path: str | os.PathLike[str] | None = None,
+    ks: Sequence[int] = (1, 5, 10),
+    splits: Sequence[str] = (),
+    gallery_splits: Sequence[str] = (),
+) -> dict[str, Any]:
+    """mAP@k between ``embeddings`` artifacts; ``{"map@1": ..., ..., "queries", "gallery"}``.
+
+    Without ``gallery_path`` the (split-filtered) query set is its own gallery, leave-one-out.
+    """
+    from nrtool.artifacts.embeddings import load_embeddings, select
+
+    query = select(load_embeddings(query_path), list(splits))
+    labelled = sum(item.class_name is not None for item in query.items)
+    if labelled == 0:
+        what = f"items with split {' or '.join(splits)} and a label" if splits else "labelled items"
+        raise InputFileError(query_path, f"no {what}: retrieval is scored by class agreement")
+    if gallery_path is None:
+        if gallery_splits:
+            raise NrtoolError("--gallery-split needs --gallery (without it the queries are the gallery)")
+        gallery, same_set, where = query, True, query_path
+    else:
+        gallery = select(load_embeddings(gallery_path), list(gallery_splits))
+        same_set, where = False, gallery_path
+        if not any(item.class_name is not None for item in gallery.items):
+            raise InputFileError(gallery_path, "no labelled gallery items: retrieval is scored by class agreement")
+        if gallery.vectors.shape[1] != query.vectors.shape[1]:
+            raise InputFileError(
+                gallery_path, f"holds {gallery.vectors.shape[1]}-d embeddings but {query_path} holds {query.vectors.shape[1]}-d"
+            )
+    gallery_size = sum(item.class_name is not None for item in gallery.items)
+    available = gallery_size - (1 if same_set else 0)
+    too_big = [k for k in ks if k > available]
+    if too_big:
+        raise InputFileError(where, f"k={max(too_big)} exceeds the {available} gallery neighbours available per query")
+    if any(k < 1 for k in ks):
+        raise NrtoolError(f"k must be at least 1, got {min(ks)}")
+    scores = retrieval_map(query, gallery, ks, same_set=same_set)
+    return {
+        **{f"map@{k}": value for k, value in scores.items()},
+        "queries": labelled,
+        "gallery": gallery_size,
+        "same_set": same_set,
+    }

@@ -1,0 +1,43 @@
+"""``encode``: INRs -> inr2vec embeddings, batched."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+
+from nrtool.artifacts.core import provenance
+from nrtool.artifacts.embeddings import Embeddings, write_embeddings
+from nrtool.artifacts.inrs import load_inrs
+from nrtool.progress import Progress, SilentProgress
+
+
+def encode_inrs(
+    inrs_path: str | os.PathLike[str],
+    model_path: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    device: str = "auto",
+    batch: int = 64,
+    progress: Progress | None = None,
+    command: list[str] | None = None,
+) -> Embeddings:
+    """Embed every INR of an ``inrs`` artifact and write an ``embeddings`` artifact."""
+    from nrtool.device import resolve_device
+    from nrtool.inr2vec.train import check_compatible, load_model
+
+    progress = progress or SilentProgress()
+    torch_device = resolve_device(device)
+    model, checkpoint = load_model(model_path, torch_device)
+    header, items = load_inrs(inrs_path)
+    check_compatible(checkpoint, header, model_path, inrs_path)
+    vectors = []
+    with progress.task("encoding INRs", len(items), "INRs") as advance, torch.no_grad():
+        for start in range(0, len(items), batch):
+            chunk = items[start : start + batch]
+            params = torch.from_numpy(np.stack([item.params for item in chunk])).to(torch_device)
+            vectors.append(model.encode(params).cpu().numpy())
+            advance(len(chunk))
+    embeddings = Embeddings(np.concatenate(vectors), list(items), encoder="inr2vec", field=header.field)
+    write_embeddings(out, embeddings, inputs=provenance([inrs_path, model_path]), command=command)
+    return embeddings

@@ -1,0 +1,282 @@
+"""Training inr2vec: the decoder regresses each input INR's own field from its embedding.
+
+Labels come from evaluating the input INRs, so training needs no source shapes (App. C.4). Half of
+each INR's queries are uniform in [-1,1]^3; the other half are the candidates closest to the
+INR's surface (smallest |field|) among uniform ones, so the decoder learns the surface, not just
+empty space. The loss is the INR field's own (BCE, or focal for occupancy) against the INR's
+soft labels. The checkpoint kept is the one with the lowest validation reconstruction Chamfer
+distance between decoded shapes and the INRs' own reconstructions.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from nrtool.artifacts.core import sha256_file
+from nrtool.artifacts.inrs import InrHeader, InrItem, load_inrs
+from nrtool.errors import InputFileError, NrtoolError
+from nrtool.inr.fields import FieldName, field_loss, logits_to_field
+from nrtool.inr.siren import SirenSpec, batched_forward
+from nrtool.inr2vec.models import Inr2vec, Inr2vecConfig
+from nrtool.progress import Progress, SilentProgress
+
+CHECKPOINT_FORMAT = "nrtool-inr2vec-1"
+#: Chamfer distance charged for an empty reconstruction (normalised units: the cube spans 2).
+EMPTY_PENALTY = 1.0
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    epochs: int = 20
+    batch: int = 16
+    lr: float = 1e-4
+    weight_decay: float = 1e-2
+    queries: int = 4_000  # per INR per step
+    val_items: int = 8  # INRs reconstructed for the validation Chamfer
+    val_resolution: int = 48
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.epochs < 1 or self.batch < 2 or self.queries < 2 or self.lr <= 0 or self.val_items < 1:
+            raise NrtoolError("impossible training settings: need epochs >= 1, batch >= 2, queries >= 2, lr > 0")
+
+
+@dataclass
+class TrainReport:
+    out: str
+    epochs: int
+    best_epoch: int
+    best_val_chamfer: float
+    history: list[dict[str, float]]
+    curves: str
+
+
+def inr_identity(header: InrHeader) -> dict[str, Any]:
+    """What an inr2vec model must share with the INRs it encodes."""
+    return {"architecture": header.spec.to_dict(), "field": header.field, "init_sha256": header.init_sha256}
+
+
+def sample_queries(params: torch.Tensor, spec: SirenSpec, field: FieldName, count: int,
+                   generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Queries (B, count, 3) and the INRs' soft labels there (B, count)."""
+    batch = params.shape[0]
+    near = count // 2
+    candidates = torch.rand(batch, 4 * near, 3, generator=generator).to(params.device) * 2 - 1
+    uniform = torch.rand(batch, count - near, 3, generator=generator).to(params.device) * 2 - 1
+    with torch.no_grad():
+        values = logits_to_field(field, batched_forward(params, candidates, spec))
+        closeness = (values - 0.5).abs() if field == "occ" else values.abs()
+        index = closeness.topk(near, dim=1, largest=False).indices
+        close = torch.gather(candidates, 1, index.unsqueeze(-1).expand(-1, -1, 3))
+        queries = torch.cat([close, uniform], dim=1)
+        labels = torch.sigmoid(batched_forward(params, queries, spec))
+    return queries, labels
+
+
+def _points(field: str, fn: Any, resolution: int, device: torch.device) -> np.ndarray | None:
+    """Points on a field's reconstruction (normalised frame), None when it has no surface."""
+    from nrtool.geometry.metrics import sample_surface
+    from nrtool.inr.reconstruction import ReconstructionSettings, discretise
+
+    settings = ReconstructionSettings(resolution=resolution, points=4_000, voxel_resolution=resolution)
+    recon = discretise(field, fn, settings, device)
+    if recon.size == 0:
+        return None
+    if recon.voxels is not None:
+        axis = (np.arange(resolution) + 0.5) * 2 / resolution - 1
+        grid = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), -1)
+        return grid[recon.voxels]
+    if recon.points is not None:
+        return recon.points
+    return sample_surface(recon.vertices, recon.faces, 4_000, 0)  # type: ignore[arg-type]
+
+
+def validation_chamfer(model: Inr2vec, header: InrHeader, params: torch.Tensor, resolution: int) -> float:
+    """Mean Chamfer between decoded shapes and the INRs' own reconstructions.
+
+    A decoded field with no surface counts as :data:`EMPTY_PENALTY` (about the cube's size), so
+    one empty item weighs heavily without making the whole mean infinite.
+    """
+    from nrtool.geometry.metrics import chamfer_distance
+    from nrtool.inr.siren import single_field
+
+    model.eval()
+    distances = []
+    with torch.no_grad():
+        embeddings = model.encode(params)
+    for row in range(params.shape[0]):
+        inr = single_field(params[row], header.spec)
+        emb = embeddings[row : row + 1]
+
+        def decoded(points: torch.Tensor, _emb: torch.Tensor = emb) -> torch.Tensor:
+            return logits_to_field(header.field, model.decoder(_emb, points.unsqueeze(0))[0])  # type: ignore[arg-type]
+
+        def own(points: torch.Tensor, _inr: Any = inr) -> torch.Tensor:
+            return logits_to_field(header.field, _inr(points))  # type: ignore[arg-type]
+
+        ours = _points(header.field, decoded, resolution, params.device)
+        reference = _points(header.field, own, resolution, params.device)
+        if ours is None or reference is None:
+            distances.append(EMPTY_PENALTY)
+        else:
+            distances.append(chamfer_distance(ours, reference))
+    return float(np.mean(distances))
+
+
+def _split_validation(items: Sequence[InrItem], count: int, seed: int) -> tuple[list[int], list[int]]:
+    rows = [i for i, item in enumerate(items) if item.split in (None, "train")]
+    if len(rows) < 3:
+        raise NrtoolError(f"inr2vec training needs at least 3 training INRs, found {len(rows)}")
+    order = np.random.default_rng(seed).permutation(rows)
+    n_val = max(1, min(count, len(rows) // 10 or 1))
+    return sorted(order[n_val:].tolist()), sorted(order[:n_val].tolist())
+
+
+def train_inr2vec(
+    inrs_path: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    config: Inr2vecConfig,
+    settings: TrainSettings,
+    val_path: str | os.PathLike[str] | None = None,
+    device: str = "auto",
+    progress: Progress | None = None,
+) -> TrainReport:
+    """Train encoder + decoder on the INRs of ``inrs_path``; write the best checkpoint to ``out``."""
+    from nrtool.device import resolve_device
+
+    settings.validate()
+    progress = progress or SilentProgress()
+    out = Path(out)
+    if not out.parent.exists():
+        raise InputFileError(out, f"output folder {out.parent} does not exist")
+    torch_device = resolve_device(device)
+    header, items = load_inrs(inrs_path)
+    if val_path is not None:
+        val_header, val_items = load_inrs(val_path)
+        if inr_identity(val_header) != inr_identity(header):
+            raise InputFileError(val_path, f"INRs differ from {inrs_path} (architecture, field or shared init)")
+        train_rows = [i for i, item in enumerate(items) if item.split != "test"]
+        train_params = torch.from_numpy(np.stack([items[i].params for i in train_rows]))
+        val_params = torch.from_numpy(np.stack([v.params for v in val_items[: settings.val_items]]))
+    else:
+        train_rows, val_rows = _split_validation(items, settings.val_items, settings.seed)
+        train_params = torch.from_numpy(np.stack([items[i].params for i in train_rows]))
+        val_params = torch.from_numpy(np.stack([items[i].params for i in val_rows]))
+    train_params, val_params = train_params.to(torch_device), val_params.to(torch_device)
+
+    torch.manual_seed(settings.seed)
+    model = Inr2vec(config, header.spec).to(torch_device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    generator = torch.Generator().manual_seed(settings.seed)
+    field: FieldName = header.field  # type: ignore[assignment]
+    history: list[dict[str, float]] = []
+    best = (math.inf, -1)
+    best_state: dict[str, torch.Tensor] | None = None
+    n = train_params.shape[0]
+    steps_per_epoch = math.ceil(n / settings.batch)
+    with progress.task("training inr2vec", settings.epochs * steps_per_epoch, "steps") as advance:
+        for epoch in range(1, settings.epochs + 1):
+            model.train()
+            order = torch.randperm(n, generator=generator)
+            losses = []
+            for start in range(0, n, settings.batch):
+                rows = order[start : start + settings.batch]
+                if len(rows) < 2:  # BatchNorm needs more than one INR
+                    advance()
+                    continue
+                params = train_params[rows.to(torch_device)]
+                queries, labels = sample_queries(params, header.spec, field, settings.queries, generator)
+                logits = model.decoder(model.encode(params), queries)
+                loss = field_loss(field, logits, labels).mean()
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                losses.append(float(loss.detach()))
+                advance()
+            val = validation_chamfer(model, header, val_params, settings.val_resolution)
+            history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_chamfer": val})
+            if val < best[0] or best_state is None:
+                best = (val, epoch)
+                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    assert best_state is not None
+    checkpoint = {
+        "format": CHECKPOINT_FORMAT,
+        "config": config.to_dict(),
+        "inr": inr_identity(header),
+        "settings": asdict(settings),
+        "trained_on": {"path": str(Path(inrs_path).resolve()), "sha256": sha256_file(inrs_path)},
+        "state_dict": best_state,
+        "history": history,
+        "best_epoch": best[1],
+    }
+    _save_atomic(checkpoint, out)
+    curves = out.with_suffix(".png")
+    plot_curves(history, best[1], curves)
+    return TrainReport(str(out), settings.epochs, best[1], best[0], history, str(curves))
+
+
+def _save_atomic(checkpoint: dict[str, Any], out: Path) -> None:
+    tmp = out.with_name(f".{out.name}.tmp")
+    torch.save(checkpoint, tmp)
+    os.replace(tmp, out)
+
+
+def plot_curves(history: list[dict[str, float]], best_epoch: int, png: Path) -> None:
+    """Training loss and validation Chamfer per epoch, best epoch marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(9, 3.2))
+    ax_loss.plot(epochs, [h["train_loss"] for h in history], marker="o", ms=3)
+    ax_loss.set(title="training loss", xlabel="epoch")
+    ax_val.plot(epochs, [h["val_chamfer"] for h in history], marker="o", ms=3, color="tab:orange")
+    ax_val.axvline(best_epoch, color="grey", ls="--", lw=1, label=f"best (epoch {best_epoch})")
+    ax_val.set(title="validation Chamfer (decoded vs INR)", xlabel="epoch")
+    ax_val.legend()
+    fig.tight_layout()
+    tmp = png.with_name(f".{png.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, png)
+
+
+def load_model(path: str | os.PathLike[str], device: torch.device | str = "cpu") -> tuple[Inr2vec, dict[str, Any]]:
+    """An inr2vec checkpoint (loaded with ``weights_only=True``) and its metadata."""
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError(path, "no such model file")
+    if path.stat().st_size == 0:
+        raise InputFileError(path, "empty model file")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
+        raise InputFileError(path, f"not a readable nrtool checkpoint ({type(exc).__name__})") from exc
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise InputFileError(path, "not an inr2vec checkpoint (train one with `nrtool train inr2vec`)")
+    config = Inr2vecConfig.from_dict(checkpoint["config"])
+    spec = SirenSpec.from_dict(checkpoint["inr"]["architecture"])
+    model = Inr2vec(config, spec)
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.to(device).eval(), checkpoint
+
+
+def check_compatible(checkpoint: dict[str, Any], header: InrHeader, model_path: str | os.PathLike[str],
+                     inrs_path: str | os.PathLike[str]) -> None:
+    """Refuse INRs of another architecture, field or shared init than the model was trained on."""
+    wanted, found = checkpoint["inr"], inr_identity(header)
+    if wanted != found:
+        differs = [key for key in ("architecture", "field", "init_sha256") if wanted.get(key) != found.get(key)]
+        raise InputFileError(inrs_path, f"INRs differ from those {model_path} was trained on ({', '.join(differs)}): "
+                             f"model wants {json.dumps(wanted['architecture'])}, field {wanted['field']}")
