@@ -74,3 +74,24 @@ def reconstruction_sheet(inrs_path: str | os.PathLike[str], results: Sequence[An
     fig.savefig(tmp, dpi=110)
     plt.close(fig)
     os.replace(tmp, png)
+
+
+def point_strip(clouds: Sequence[np.ndarray | None], labels: Sequence[str], png: str | os.PathLike[str],
+                title: str = "") -> None:
+    """One row of point clouds (e.g. an interpolation), as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(2.0 * len(clouds), 2.4))
+    for col, (points, label) in enumerate(zip(clouds, labels)):
+        _scatter(fig.add_subplot(1, len(clouds), col + 1, projection="3d"), points, label)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    png = Path(png)
+    tmp = png.with_name(f".{png.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, png)

@@ -1,4 +1,4 @@
-"""``nrtool train inr2vec`` and ``nrtool encode``."""
+"""``nrtool train inr2vec``, ``encode``, ``decode`` and ``interpolate``."""
 
 from __future__ import annotations
 
@@ -62,3 +62,73 @@ def encode(
     embeddings = encode_inrs(inrs, model, out, device=device, batch=batch, progress=progress(), command=argv())
     if not OPTIONS.quiet:
         print(f"{out}: {len(embeddings.items)} embeddings of dimension {embeddings.vectors.shape[1]}")
+
+
+def _settings(resolution: int, points: int, voxel_resolution: int, normalised: bool):
+    from nrtool.errors import NrtoolError
+    from nrtool.inr.reconstruction import ReconstructionSettings
+
+    if resolution < 8 or voxel_resolution < 2 or points < 1:
+        raise NrtoolError("--resolution must be >= 8, --voxel-resolution >= 2 and --points >= 1")
+    return ReconstructionSettings(resolution=resolution, points=points, voxel_resolution=voxel_resolution,
+                                  source_units=not normalised)
+
+
+# Reconstruction options shared by decode and interpolate.
+RESOLUTION_OPTION = typer.Option(128, help="Marching-cubes grid for sdf.")
+POINTS_OPTION = typer.Option(30_000, help="Points per udf shape.")
+VOXEL_OPTION = typer.Option(64, help="Voxel grid for occ.")
+
+
+@app.command("decode")
+def decode(
+    embeddings: Path = typer.Argument(..., help="embeddings artifact from `nrtool encode`."),
+    model: Path = typer.Option(..., "--model", "-m", help="inr2vec checkpoint whose decoder to use."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for one shape file per embedding."),
+    name: Optional[list[str]] = typer.Option(None, "--name", help="Only these items (repeatable)."),
+    resolution: int = RESOLUTION_OPTION,
+    points: int = POINTS_OPTION,
+    voxel_resolution: int = VOXEL_OPTION,
+    normalised: bool = typer.Option(False, "--normalised", help="Write in the normalised frame instead of source units."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda."),
+) -> None:
+    """Decode embeddings into shapes (udf -> points, sdf -> mesh, occ -> voxels).
+
+    Example: `nrtool decode emb.h5 --model inr2vec.pt --out decoded/`
+    """
+    from nrtool.cli.common import note
+    from nrtool.inr2vec.decode import decode_embeddings
+
+    results = decode_embeddings(embeddings, model, out, _settings(resolution, points, voxel_resolution, normalised),
+                                names=name, device=device, progress=progress())
+    for result in results:
+        if result.path is None:
+            note(f"{result.name}: the decoded field has no surface")
+    if not OPTIONS.quiet:
+        print(f"{out}: {sum(r.path is not None for r in results)} of {len(results)} embeddings decoded")
+
+
+@app.command("interpolate")
+def interpolate(
+    embeddings: Path = typer.Argument(..., help="embeddings artifact from `nrtool encode`."),
+    start: str = typer.Option(..., "--from", help="Name of the first item."),
+    end: str = typer.Option(..., "--to", help="Name of the last item."),
+    model: Path = typer.Option(..., "--model", "-m", help="inr2vec checkpoint whose decoder to use."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for the shapes and strip.png."),
+    steps: int = typer.Option(5, help="Shapes along the line, end points included."),
+    resolution: int = RESOLUTION_OPTION,
+    points: int = POINTS_OPTION,
+    voxel_resolution: int = VOXEL_OPTION,
+    device: str = typer.Option("auto", help="auto | cpu | cuda."),
+) -> None:
+    """Decode shapes along the straight line between two embeddings, plus a PNG strip.
+
+    Example: `nrtool interpolate emb.h5 --from chair_101 --to table_141 --steps 7 --model inr2vec.pt --out interp/`
+    """
+    from nrtool.inr2vec.decode import interpolate_embeddings
+
+    results = interpolate_embeddings(embeddings, model, start, end, steps, out,
+                                     _settings(resolution, points, voxel_resolution, True),
+                                     device=device, progress=progress())
+    if not OPTIONS.quiet:
+        print(f"{out}: {len(results)} interpolated shapes and strip.png")
