@@ -95,3 +95,38 @@ def point_strip(clouds: Sequence[np.ndarray | None], labels: Sequence[str], png:
     fig.savefig(tmp, dpi=100)
     plt.close(fig)
     os.replace(tmp, png)
+
+
+def tsne_plot(vectors: np.ndarray, class_names: Sequence[str | None], png: str | os.PathLike[str],
+              perplexity: float = 30.0, seed: int = 0, title: str = "") -> np.ndarray:
+    """2-D t-SNE of embeddings (N, D) coloured by class (App. C.9); returns the (N, 2) layout.
+
+    Perplexity is capped below N (t-SNE needs it); items without a class are drawn in grey.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.manifold import TSNE
+
+    count = len(vectors)
+    layout = TSNE(n_components=2, perplexity=min(perplexity, max(1.0, (count - 1) / 3)), init="pca",
+                  random_state=seed).fit_transform(np.asarray(vectors, dtype=np.float64))
+    classes = sorted({c for c in class_names if c is not None})
+    cmap = plt.get_cmap("tab20" if len(classes) > 10 else "tab10")
+    fig, ax = plt.subplots(figsize=(7, 6))
+    unknown = np.array([c is None for c in class_names])
+    if unknown.any():
+        ax.scatter(layout[unknown, 0], layout[unknown, 1], s=10, c="lightgrey", label="(no class)")
+    for index, name in enumerate(classes):
+        mask = np.array([c == name for c in class_names])
+        ax.scatter(layout[mask, 0], layout[mask, 1], s=14, color=cmap(index % cmap.N), label=name)
+    ax.set(title=title or f"t-SNE of {count} embeddings", xticks=[], yticks=[])
+    ax.legend(fontsize=7, markerscale=1.5, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    png = Path(png)
+    tmp = png.with_name(f".{png.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, png)
+    return layout

@@ -68,6 +68,7 @@ def _register() -> None:
         heads_cmd,
         info_cmd,
         inr2vec_cmd,
+        plot_cmd,
         reconstruct_cmd,
         synth_cmd,
     )
