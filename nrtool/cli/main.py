@@ -69,6 +69,7 @@ def _register() -> None:
         info_cmd,
         inr2vec_cmd,
         plot_cmd,
+        pointnet_cmd,
         reconstruct_cmd,
         synth_cmd,
     )

@@ -1,0 +1,587 @@
+"""PointNet on point clouds reconstructed from INRs: the side-by-side baseline (thesis Sec. 5.5.3).
+
+Instead of classifying an INR's weights through an embedding, this baseline reconstructs each
+INR's own shape (udf -> projected points, sdf -> marching-cubes mesh, then surface samples,
+occ -> centres of the occupied voxels) in the normalised frame, and classifies the resulting
+``(P, 3)`` cloud with a PointNet without T-Nets:
+
+    shared per-point MLP 3 -> 64 -> 64 -> 64 -> 128 -> 1024 (1x1 conv + BN + ReLU each),
+    max-pool over points, then 1024 -> 512 -> 256 -> C (BN + ReLU, dropout 0.3 before the last).
+
+Training draws a fresh random subset of ``points`` of each shape's cached pool every epoch and
+adds small Gaussian jitter (augmentation); the model kept is the one with the best validation
+accuracy on a seeded, stratified split carved from the train items (as for the embedding
+classifier, :func:`nrtool.heads.classifier.train_val_split`).
+
+Checkpoint (``torch.save``, loaded with ``torch.load(weights_only=True)``; plain types only)::
+
+    {"format": "nrtool-pointnet", "version": 1, "config": {...}, "classes": [str, ...],
+     "field": "sdf", "state_dict": {name: tensor}, "history": {...}, "inrs": {...}}
+
+Presets. ``paper`` is the thesis/PointNet setting (widths above, Adam lr 1e-3, batch 32,
+200 epochs, marching cubes at 128^3, voxels at 64^3). ``tiny`` (32/32/64/128/256, head 128/64,
+40 epochs, 512 points, 32^3 grids) keeps tests fast on a CPU; ``small`` sits between.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from nrtool.errors import InputFileError, NrtoolError
+from nrtool.progress import Progress, SilentProgress
+
+if TYPE_CHECKING:
+    from nrtool.artifacts.inrs import InrHeader, InrItem
+
+CHECKPOINT_FORMAT = "nrtool-pointnet"
+CHECKPOINT_VERSION = 1
+
+
+# ---------------------------------------------------------------- configuration
+
+
+@dataclass(frozen=True)
+class PointNetConfig:
+    """Everything that determines a trained PointNet and the clouds it reads."""
+
+    preset: str
+    widths: tuple[int, ...] = (64, 64, 64, 128, 1024)  # shared per-point MLP
+    head: tuple[int, ...] = (512, 256)  # MLP after the max-pool
+    dropout: float = 0.3
+    points: int = 2048  # points per shape fed to the network
+    pool: int = 2  # training clouds hold pool * points points; each epoch draws `points` of them
+    jitter: float = 0.01  # std of the Gaussian noise added in training (normalised units)
+    resolution: int = 128  # marching-cubes grid (sdf)
+    voxel_resolution: int = 64  # occupancy grid (occ)
+    epochs: int = 200
+    lr: float = 1e-3
+    batch: int = 32
+    weight_decay: float = 1e-4
+    val_fraction: float = 0.1
+    seed: int = 0
+
+    def with_overrides(self, **overrides: Any) -> PointNetConfig:
+        """A copy with the given values replaced (``None`` means keep the preset's)."""
+        values = {k: v for k, v in overrides.items() if v is not None}
+        unknown = set(values) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise NrtoolError(f"unknown PointNet settings: {', '.join(sorted(unknown))}")
+        for key in ("widths", "head"):
+            if key in values:
+                values[key] = tuple(int(h) for h in values[key])
+        config = dataclasses.replace(self, **values)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        checks = {
+            "widths": len(self.widths) >= 1 and all(w >= 1 for w in self.widths),
+            "head": all(h >= 1 for h in self.head),
+            "dropout": 0 <= self.dropout < 1,
+            "points": self.points >= 1,
+            "pool": self.pool >= 1,
+            "jitter": self.jitter >= 0,
+            "resolution": self.resolution >= 8,
+            "voxel_resolution": self.voxel_resolution >= 4,
+            "epochs": self.epochs >= 1,
+            "lr": self.lr > 0,
+            "batch": self.batch >= 2,  # BatchNorm cannot train on single-item batches
+            "weight_decay": self.weight_decay >= 0,
+            "val_fraction": 0 <= self.val_fraction < 1,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            detail = ", ".join(f"{name}={getattr(self, name)}" for name in bad)
+            raise NrtoolError(f"impossible PointNet settings: {detail}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain types only (lists, not tuples), so the checkpoint loads with weights_only=True."""
+        data = dataclasses.asdict(self)
+        data["widths"], data["head"] = list(self.widths), list(self.head)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PointNetConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        for key in ("widths", "head"):
+            if key in values:
+                values[key] = tuple(int(h) for h in values[key])
+        return cls(**values)
+
+
+PRESETS: dict[str, PointNetConfig] = {
+    "paper": PointNetConfig("paper"),
+    "small": PointNetConfig(
+        "small", widths=(64, 64, 64, 128, 512), head=(256, 128), points=1024, resolution=64,
+        voxel_resolution=48, epochs=100,
+    ),
+    "tiny": PointNetConfig(
+        "tiny", widths=(32, 32, 64, 128, 256), head=(128, 64), points=512, resolution=32,
+        voxel_resolution=32, epochs=40, batch=16, lr=2e-3,
+    ),
+}
+
+
+def preset(name: str) -> PointNetConfig:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise NrtoolError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None
+
+
+# ---------------------------------------------------------------- model
+
+
+class PointNet(nn.Module):
+    """(B, P, 3) clouds -> (B, C) logits; PointNet without T-Nets.
+
+    Per point: [Conv1d(k=1) -> BN -> ReLU] for each of ``widths``; max over points; then
+    [Linear -> BN -> ReLU] for each of ``head``, dropout, Linear to C.
+    """
+
+    def __init__(
+        self, num_classes: int, widths: Sequence[int] = (64, 64, 64, 128, 1024),
+        head: Sequence[int] = (512, 256), dropout: float = 0.3,
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = 3
+        for w in widths:
+            layers += [nn.Conv1d(width, w, 1), nn.BatchNorm1d(w), nn.ReLU(inplace=True)]
+            width = w
+        self.features = nn.Sequential(*layers)
+        layers = []
+        for h in head:
+            layers += [nn.Linear(width, h), nn.BatchNorm1d(h), nn.ReLU(inplace=True)]
+            width = h
+        layers += [nn.Dropout(dropout), nn.Linear(width, num_classes)]
+        self.classifier = nn.Sequential(*layers)
+
+    def forward(self, points: torch.Tensor) -> torch.Tensor:
+        """(B, P, 3) -> (B, C) logits."""
+        per_point = self.features(points.transpose(1, 2))  # (B, F, P)
+        return self.classifier(per_point.amax(dim=2))
+
+
+# ---------------------------------------------------------------- clouds from INRs
+
+
+def cloud_from_field(
+    field_name: str, field_fn: Any, n_points: int, resolution: int, device: Any, seed: int = 0
+) -> np.ndarray | None:
+    """(n_points, 3) float32 points of one INR's reconstruction (normalised frame); None if empty.
+
+    udf: points projected onto the zero set; sdf: uniform samples of the mesh marching cubes
+    extracts on a ``resolution^3`` grid; occ: centres of the occupied voxels of a
+    ``resolution^3`` grid. Too few distinct points are drawn with replacement.
+    """
+    from nrtool.geometry.reconstruct import occupancy_to_voxels
+    from nrtool.inr.reconstruction import Discrete, ReconstructionSettings, discretise
+
+    rng = np.random.default_rng(seed)
+    if field_name == "occ":
+        voxels = occupancy_to_voxels(field_fn, resolution, device=device)
+        cells = np.argwhere(voxels)
+        if not len(cells):
+            return None
+        side = 2.0 / resolution
+        pool = -1.0 + (cells + 0.5) * side
+    else:
+        settings = ReconstructionSettings(resolution=resolution, points=n_points)
+        recon: Discrete = discretise(field_name, field_fn, settings, device, seed=seed)
+        if recon.size == 0:
+            return None
+        pool = recon.points if recon.points is not None else recon.surface_points(n_points, seed=seed)
+    pool = np.asarray(pool, dtype=np.float32)
+    index = rng.choice(len(pool), n_points, replace=len(pool) < n_points)
+    return pool[index]
+
+
+def inr_field_fn(header: InrHeader, item: InrItem, device: torch.device) -> Any:
+    """``f(points (M,3)) -> field values (M,)`` of one stored INR."""
+    from nrtool.inr.fields import logits_to_field
+    from nrtool.inr.siren import single_field
+
+    flat = torch.from_numpy(np.asarray(item.params, dtype=np.float32)).to(device)
+    logits = single_field(flat, header.spec)
+    return lambda points: logits_to_field(header.field, logits(points))  # type: ignore[arg-type]
+
+
+def points_from_inrs(
+    inrs_path: str | os.PathLike[str],
+    n_points: int,
+    resolution: int | None = None,
+    device: torch.device | str = "cpu",
+    progress: Progress | None = None,
+    splits: Sequence[str] = (),
+) -> tuple[np.ndarray, list[InrItem]]:
+    """Reconstruct every (selected) INR once: ``(points (N_items, n_points, 3) float32, items)``.
+
+    ``resolution``: grid of marching cubes (sdf) or voxels (occ); None -> :func:`grid_resolution`
+    of the ``paper`` preset. ``splits`` keeps only items of those splits (all when empty). A shape
+    with an empty reconstruction gets all-zero points (see :func:`empty_items`).
+    """
+    from nrtool.artifacts.inrs import load_inrs
+
+    progress = progress or SilentProgress()
+    device = torch.device(device)
+    header, items = load_inrs(inrs_path)
+    resolution = resolution or grid_resolution(PRESETS["paper"], header.field)
+    if splits:
+        items = [item for item in items if item.split in splits]
+    points = np.zeros((len(items), n_points, 3), dtype=np.float32)
+    with progress.task(f"points from {header.field} INRs", len(items), "shapes") as advance:
+        for i, item in enumerate(items):
+            cloud = cloud_from_field(header.field, inr_field_fn(header, item, device), n_points, resolution, device, seed=i)
+            if cloud is not None:
+                points[i] = cloud
+            advance()
+    return points, items
+
+
+def grid_resolution(config: PointNetConfig, field_name: str) -> int:
+    """The reconstruction grid a config uses for a field (voxels for occ, marching cubes else)."""
+    return config.voxel_resolution if field_name == "occ" else config.resolution
+
+
+def empty_items(points: np.ndarray) -> np.ndarray:
+    """(N,) bool: shapes whose reconstruction was empty (all-zero clouds)."""
+    return ~np.asarray(points).reshape(len(points), -1).any(axis=1)
+
+
+# ---------------------------------------------------------------- training
+
+
+def train_pointnet(
+    points: np.ndarray,
+    labels: np.ndarray,
+    config: PointNetConfig,
+    device: torch.device | str = "cpu",
+    progress: Progress | None = None,
+    splits: Sequence[str | None] | None = None,
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Train a :class:`PointNet` on ``points`` (N, Q, 3) with class indices ``labels`` (N,).
+
+    Each epoch every shape contributes ``min(config.points, Q)`` of its Q points, drawn afresh,
+    plus Gaussian jitter of std ``config.jitter``. ``splits`` (default: all 'train') decides
+    which items train and validate as in :func:`~nrtool.heads.classifier.train_val_split`.
+    Returns ``(state_dict, history)`` like :func:`~nrtool.heads.classifier.train_classifier`.
+    """
+    import torch.nn.functional as F
+
+    from nrtool.heads.classifier import _batches, train_val_split
+
+    progress = progress or SilentProgress()
+    device = torch.device(device)
+    labels = np.asarray(labels, dtype=np.int64)
+    splits = list(splits) if splits is not None else ["train"] * len(labels)
+    train_idx, val_idx = train_val_split(labels, splits, config.val_fraction, config.seed)
+    num_classes = int(labels.max()) + 1 if len(labels) else 0
+    if len(np.unique(labels[labels >= 0])) < 2:
+        raise NrtoolError("a PointNet needs at least 2 classes among the labelled items")
+    if len(train_idx) < 2:
+        raise NrtoolError(f"only {len(train_idx)} labelled training item(s) (split 'train' or unset); need at least 2")
+
+    torch.manual_seed(config.seed)
+    cloud = torch.as_tensor(np.asarray(points, dtype=np.float32), device=device)
+    y = torch.as_tensor(labels, device=device)
+    per_shape = min(config.points, cloud.shape[1])
+    x_val = cloud[val_idx, :per_shape]  # fixed validation clouds (the pool is already random)
+    y_val = y[val_idx]
+    model = PointNet(num_classes, config.widths, config.head, config.dropout).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    generator = torch.Generator().manual_seed(config.seed)
+
+    history: dict[str, Any] = {"train_loss": [], "val_loss": [], "val_accuracy": [], "lr": []}
+    best_accuracy, best_loss, best_epoch, best_state = -1.0, float("inf"), -1, None
+    started = time.perf_counter()
+    with progress.task("training PointNet", total=config.epochs, unit="epochs") as advance:
+        for epoch in range(config.epochs):
+            model.train()
+            total, seen = 0.0, 0
+            for index in _batches(len(train_idx), config.batch, generator):
+                shapes = torch.as_tensor(train_idx, device=device)[index.to(device)]
+                # A random subset of each shape's pool, plus jitter: augmentation.
+                pick = torch.rand(len(shapes), cloud.shape[1], generator=generator).argsort(1)[:, :per_shape]
+                batch = cloud[shapes[:, None], pick.to(device)]
+                if config.jitter:
+                    noise = torch.randn(batch.shape, generator=generator).to(device)
+                    batch = batch + config.jitter * noise
+                loss = F.cross_entropy(model(batch), y[shapes])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += loss.item() * len(index)
+                seen += len(index)
+            scheduler.step()
+            history["train_loss"].append(total / max(seen, 1))
+            history["lr"].append(float(optimizer.param_groups[0]["lr"]))
+            if len(val_idx):
+                model.eval()
+                with torch.no_grad():
+                    logits = model(x_val)
+                    val_loss = float(F.cross_entropy(logits, y_val))
+                    accuracy = float((logits.argmax(1) == y_val).float().mean())
+                history["val_loss"].append(val_loss)
+                history["val_accuracy"].append(accuracy)
+            else:
+                accuracy, val_loss = 0.0, 0.0
+            # Ties in accuracy (small validation sets) go to the lower validation loss.
+            if not len(val_idx) or (accuracy, -val_loss) > (best_accuracy, -best_loss):
+                best_accuracy, best_loss, best_epoch = accuracy, val_loss, epoch
+                best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            advance()
+    assert best_state is not None
+    history.update(
+        best_epoch=best_epoch,
+        best_val_accuracy=best_accuracy if len(val_idx) else None,
+        train_items=len(train_idx),
+        val_items=len(val_idx),
+        seconds=time.perf_counter() - started,
+    )
+    return best_state, history
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+@dataclass
+class PointNetClassifier:
+    """A loaded checkpoint: the model (in eval mode) and what it was trained on."""
+
+    model: nn.Module
+    config: PointNetConfig
+    classes: list[str]
+    field: str
+    history: dict[str, Any] = dataclasses.field(default_factory=dict)
+    path: str = ""
+
+
+def save_pointnet(
+    path: str | os.PathLike[str],
+    state_dict: dict[str, torch.Tensor],
+    config: PointNetConfig,
+    classes: Sequence[str],
+    field_name: str,
+    history: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Write a checkpoint atomically (plain types + tensors only: loads with weights_only=True)."""
+    from nrtool.artifacts.core import atomic_output
+
+    checkpoint = {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "config": config.to_dict(),
+        "classes": list(classes),
+        "field": str(field_name),
+        "state_dict": state_dict,
+        "history": history,
+        **(extra or {}),
+    }
+    with atomic_output(path, suffix=Path(path).suffix or ".pt") as tmp:
+        torch.save(checkpoint, tmp)
+
+
+def load_pointnet(path: str | os.PathLike[str], device: torch.device | str = "cpu") -> PointNetClassifier:
+    """Load a checkpoint written by :func:`save_pointnet` (one-line error naming the file)."""
+    import pickle
+
+    path = Path(path)
+    wanted = "a PointNet checkpoint from `nrtool train pointnet`"
+    if not path.exists():
+        raise InputFileError(path, f"no such file ({wanted})")
+    if path.is_dir():
+        raise InputFileError(path, f"is a folder, expected {wanted}")
+    if path.stat().st_size == 0:
+        raise InputFileError(path, f"empty file, expected {wanted}")
+    with open(path, "rb") as handle:
+        magic = handle.read(8)
+    if not magic.startswith(b"PK"):  # torch.save writes a zip archive
+        what = "an HDF5 file" if magic.startswith(b"\x89HDF") else "not a PyTorch file"
+        raise InputFileError(path, f"not a PointNet checkpoint ({what}; expected one from `nrtool train pointnet`)")
+    try:
+        # weights_only: never unpickle arbitrary objects from a file the user may not have made.
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise InputFileError(
+            path, "not an nrtool PointNet checkpoint (holds objects other than tensors and plain data; not loaded, for safety)"
+        ) from exc
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0].split(". ")[0] if str(exc).strip() else type(exc).__name__
+        raise InputFileError(path, f"not a readable PointNet checkpoint, damaged or truncated ({reason[:160]})") from exc
+    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
+        found = f" (it is an {data['format']} checkpoint)" if isinstance(data, dict) and data.get("format") else ""
+        raise InputFileError(path, f"not an nrtool PointNet checkpoint{found}; expected one from `nrtool train pointnet`")
+    if int(data.get("version", 0)) > CHECKPOINT_VERSION:
+        raise InputFileError(path, f"checkpoint version {data['version']} is newer than this nrtool understands")
+    try:
+        config = PointNetConfig.from_dict(data["config"])
+        classes = [str(c) for c in data["classes"]]
+        model = PointNet(len(classes), config.widths, config.head, config.dropout)
+        model.load_state_dict(data["state_dict"])
+        field_name = str(data["field"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputFileError(path, f"damaged PointNet checkpoint ({reason[:200]})") from exc
+    model.to(device).eval()
+    return PointNetClassifier(model, config, classes, field_name, dict(data.get("history", {})), str(path))
+
+
+def classify_points(
+    classifier: PointNetClassifier, points: np.ndarray, device: torch.device | str = "cpu", batch: int = 64
+) -> np.ndarray:
+    """(N, P, 3) clouds -> (N, C) float32 class probabilities (eval mode: BN uses running stats)."""
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(points), batch):
+            chunk = torch.as_tensor(np.asarray(points[start : start + batch], dtype=np.float32), device=device)
+            out.append(torch.softmax(classifier.model(chunk), dim=1).cpu().numpy())
+    return np.concatenate(out).astype(np.float32)
+
+
+# ---------------------------------------------------------------- file-level stages
+
+
+def train_pointnet_file(
+    inrs_path: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    config: PointNetConfig,
+    device: str = "auto",
+    progress: Progress | None = None,
+    plot: bool = True,
+) -> dict[str, Any]:
+    """Reconstruct the non-test INRs, train, write the checkpoint (+ curves PNG); a summary dict."""
+    from nrtool.artifacts.core import provenance
+    from nrtool.artifacts.inrs import load_inrs
+    from nrtool.device import resolve_device
+    from nrtool.heads.classifier import curves_path, training_curves_png
+
+    header, all_items = load_inrs(inrs_path)  # fails early, naming the file, on a wrong kind
+    trainable = sorted({i.split or "" for i in all_items} - {"test"})
+    classes = sorted({i.class_name for i in all_items if i.class_name and i.split != "test"})
+    if len(classes) < 2:
+        raise InputFileError(inrs_path, f"needs labelled non-test INRs of at least 2 classes to train a PointNet, has {len(classes)}")
+    torch_device = resolve_device(device)
+    started = time.perf_counter()
+    points, items = points_from_inrs(
+        inrs_path, config.points * config.pool, grid_resolution(config, header.field), torch_device, progress, splits=trainable
+    )
+    reconstruct_seconds = time.perf_counter() - started
+    labels = np.array([classes.index(i.class_name) if i.class_name else -1 for i in items], dtype=np.int64)
+    empty = empty_items(points)
+    labels[empty] = -1  # nothing to learn from a shape that reconstructs to nothing
+    state, history = train_pointnet(points, labels, config, torch_device, progress, splits=[i.split for i in items])
+    history["reconstruct_seconds"] = reconstruct_seconds
+    extra = {"inrs": {"inputs": provenance([inrs_path]), "architecture": header.spec.to_dict()}}
+    save_pointnet(out, state, config, classes, header.field, history, extra)
+    png = curves_path(out)
+    if plot:
+        training_curves_png(history, png)
+    return {
+        "out": str(out),
+        "curves": str(png) if plot else None,
+        "classes": classes,
+        "field": header.field,
+        "config": config.to_dict(),
+        "device": str(torch_device),
+        "train_items": history["train_items"],
+        "val_items": history["val_items"],
+        "empty_reconstructions": [items[i].name for i in np.flatnonzero(empty)],
+        "best_epoch": history["best_epoch"] + 1,
+        "best_val_accuracy": history["best_val_accuracy"],
+        "final_train_loss": history["train_loss"][-1],
+        "reconstruct_seconds": reconstruct_seconds,
+        "seconds": history["seconds"],
+    }
+
+
+def classify_points_file(
+    inrs_path: str | os.PathLike[str],
+    model_path: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    splits: Sequence[str] = (),
+    device: str = "auto",
+    plot: str | os.PathLike[str] | None | bool = True,
+    command: list[str] | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Reconstruct and classify every (selected) INR into a ``predictions`` artifact.
+
+    The report is :func:`~nrtool.heads.classifier.classification_report`'s plus ``seconds_per_inr``:
+    wall time to reconstruct one INR's points and classify them (thesis Tab. C.5).
+    """
+    from nrtool.artifacts.core import provenance
+    from nrtool.artifacts.inrs import load_inrs
+    from nrtool.artifacts.predictions import Predictions, write_predictions
+    from nrtool.device import resolve_device
+    from nrtool.heads.classifier import (
+        classification_report,
+        confusion_path,
+        confusion_png,
+    )
+
+    torch_device = resolve_device(device)
+    classifier = load_pointnet(model_path, torch_device)
+    header, items_all = load_inrs(inrs_path)
+    if header.field != classifier.field:
+        raise InputFileError(
+            model_path, f"PointNet was trained on {classifier.field} INRs, but {inrs_path} holds {header.field} ones"
+        )
+    progress = progress or SilentProgress()
+    chosen = [item for item in items_all if not splits or item.split in splits]
+    if not chosen:
+        raise InputFileError(inrs_path, f"no items with split {' or '.join(splits)}")
+    config = classifier.config
+    probabilities = np.zeros((len(chosen), len(classifier.classes)), dtype=np.float32)
+    started = time.perf_counter()
+    with progress.task(f"classifying {header.field} INRs", len(chosen), "shapes") as advance:
+        for i, item in enumerate(chosen):
+            # Per item, reconstruction + classification: what one INR costs (Tab. C.5).
+            cloud = cloud_from_field(header.field, inr_field_fn(header, item, torch_device), config.points,
+                                     grid_resolution(config, header.field), torch_device, seed=i)
+            if cloud is None:
+                cloud = np.zeros((config.points, 3), np.float32)
+            probabilities[i] = classify_points(classifier, cloud[None], torch_device)[0]
+            advance()
+    if torch_device.type == "cuda":
+        torch.cuda.synchronize(torch_device)
+    seconds = time.perf_counter() - started
+    predictions = Predictions(
+        predicted=probabilities.argmax(1).astype(np.int64),
+        probabilities=probabilities,
+        items=chosen,
+        classes=classifier.classes,
+        model=str(Path(model_path).resolve()),
+        embeddings=str(Path(inrs_path).resolve()),
+    )
+    write_predictions(out, predictions, inputs=provenance([inrs_path, model_path]), command=command)
+    report = classification_report(predictions.labels(), predictions.predicted, classifier.classes)
+    unseen = sorted({i.class_name for i in chosen if i.class_name and i.class_name not in classifier.classes})
+    png: Path | None = None
+    if report["evaluated"] and plot not in (None, False):
+        png = confusion_path(out) if plot is True else Path(plot)
+        confusion_png(report, png, title=Path(out).name)
+    return {
+        "out": str(out),
+        "items": len(chosen),
+        **report,
+        "unseen_classes": unseen,
+        "plot": str(png) if png else None,
+        "points": config.points,
+        "device": str(torch_device),
+        "seconds": seconds,
+        "seconds_per_inr": seconds / len(chosen),
+    }
