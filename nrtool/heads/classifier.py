@@ -182,6 +182,50 @@ def steps_per_epoch(n: int, batch: int) -> int:
     return full + (1 if rest > 1 or (rest == 1 and full == 0) else 0)
 
 
+
+class BestEpoch:
+    """Per-epoch bookkeeping shared by the classifiers: history, validation, best state.
+
+    The kept epoch is the one with the best validation accuracy; small validation sets saturate
+    (e.g. 1.0 from an early epoch on), so among equally accurate epochs the lowest validation
+    loss wins. Without validation items the last epoch is kept.
+    """
+
+    def __init__(self, x_val: torch.Tensor, y_val: torch.Tensor) -> None:
+        self.x_val, self.y_val = x_val, y_val
+        self.has_val = len(y_val) > 0
+        self.accuracy, self.loss, self.epoch = -1.0, float("inf"), -1
+        self.state: dict[str, torch.Tensor] | None = None
+        self.history: dict[str, Any] = {"train_loss": [], "val_loss": [], "val_accuracy": [], "lr": []}
+
+    def end_epoch(self, model: nn.Module, epoch: int, train_loss: float, lr: float) -> None:
+        self.history["train_loss"].append(train_loss)
+        self.history["lr"].append(lr)
+        accuracy, val_loss = 0.0, 0.0
+        if self.has_val:
+            model.eval()
+            with torch.no_grad():
+                logits = model(self.x_val)
+                val_loss = float(torch.nn.functional.cross_entropy(logits, self.y_val))
+                accuracy = float((logits.argmax(1) == self.y_val).float().mean())
+            self.history["val_loss"].append(val_loss)
+            self.history["val_accuracy"].append(accuracy)
+        if not self.has_val or (accuracy, -val_loss) > (self.accuracy, -self.loss):
+            self.accuracy, self.loss, self.epoch = accuracy, val_loss, epoch
+            self.state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+    def result(self, train_items: int, started: float) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        assert self.state is not None
+        self.history.update(
+            best_epoch=self.epoch,
+            best_val_accuracy=self.accuracy if self.has_val else None,
+            train_items=train_items,
+            val_items=len(self.y_val),
+            seconds=time.perf_counter() - started,
+        )
+        return self.state, self.history
+
+
 def train_classifier(
     embeddings: Embeddings,
     config: ClassifierConfig,
@@ -220,8 +264,7 @@ def train_classifier(
     )
     generator = torch.Generator().manual_seed(config.seed)
 
-    history: dict[str, Any] = {"train_loss": [], "val_loss": [], "val_accuracy": [], "lr": []}
-    best_accuracy, best_loss, best_epoch, best_state = -1.0, float("inf"), -1, None
+    tracker = BestEpoch(x_val, y_val)
     started = time.perf_counter()
     with progress.task("training classifier", total=config.epochs, unit="epochs") as advance:
         for epoch in range(config.epochs):
@@ -236,33 +279,9 @@ def train_classifier(
                 scheduler.step()
                 total += loss.item() * len(index)
                 seen += len(index)
-            history["train_loss"].append(total / max(seen, 1))
-            history["lr"].append(float(optimizer.param_groups[0]["lr"]))
-            if len(val_idx):
-                model.eval()
-                with torch.no_grad():
-                    logits = model(x_val)
-                    val_loss = float(F.cross_entropy(logits, y_val))
-                    accuracy = float((logits.argmax(1) == y_val).float().mean())
-                history["val_loss"].append(val_loss)
-                history["val_accuracy"].append(accuracy)
-            else:
-                accuracy, val_loss = 0.0, 0.0
-            # Small validation sets saturate (e.g. 1.0 from an early epoch on): among equally
-            # accurate epochs keep the one with the lowest validation loss.
-            if not len(val_idx) or (accuracy, -val_loss) > (best_accuracy, -best_loss):
-                best_accuracy, best_loss, best_epoch = accuracy, val_loss, epoch
-                best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            tracker.end_epoch(model, epoch, total / max(seen, 1), float(optimizer.param_groups[0]["lr"]))
             advance()
-    assert best_state is not None
-    history.update(
-        best_epoch=best_epoch,
-        best_val_accuracy=best_accuracy if len(val_idx) else None,
-        train_items=len(train_idx),
-        val_items=len(val_idx),
-        seconds=time.perf_counter() - started,
-    )
-    return best_state, history
+    return tracker.result(len(train_idx), started)
 
 
 # ---------------------------------------------------------------- checkpoints
@@ -290,57 +309,23 @@ def save_classifier(
     extra: dict[str, Any] | None = None,
 ) -> None:
     """Write a checkpoint atomically (plain types + tensors only: loads with weights_only=True)."""
+    from nrtool.checkpoints import save_checkpoint
 
-    from nrtool.artifacts.core import atomic_output
-
-    checkpoint = {
-        "format": CHECKPOINT_FORMAT,
-        "version": CHECKPOINT_VERSION,
+    save_checkpoint(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, {
         "config": config.to_dict(),
         "classes": list(classes),
         "dim": int(dim),
         "state_dict": state_dict,
         "history": history,
         **(extra or {}),
-    }
-    with atomic_output(path, suffix=Path(path).suffix or ".pt") as tmp:
-        torch.save(checkpoint, tmp)
+    })
 
 
 def load_classifier(path: str | os.PathLike[str], device: torch.device | str = "cpu") -> Classifier:
     """Load a checkpoint written by :func:`save_classifier` (one-line error naming the file)."""
-    import pickle
+    from nrtool.checkpoints import damaged, load_checkpoint
 
-
-    path = Path(path)
-    if not path.exists():
-        raise InputFileError(path, "no such file (a classifier checkpoint from `nrtool train classifier`)")
-    if path.is_dir():
-        raise InputFileError(path, "is a folder, expected a classifier checkpoint")
-    if path.stat().st_size == 0:
-        raise InputFileError(path, "empty file, expected a classifier checkpoint")
-    with open(path, "rb") as handle:
-        magic = handle.read(8)
-    # torch.save writes a zip archive ("PK"); anything else (HDF5, text, ...) is refused before
-    # torch's loader, whose errors on foreign files are long or cryptic.
-    if not magic.startswith(b"PK"):
-        what = "an HDF5 file" if magic.startswith(b"\x89HDF") else "not a PyTorch file"
-        raise InputFileError(path, f"not a classifier checkpoint ({what}; expected one from `nrtool train classifier`)")
-    try:
-        # weights_only: never unpickle arbitrary objects from a file the user may not have made.
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise InputFileError(
-            path, "not an nrtool classifier checkpoint (holds objects other than tensors and plain data; not loaded, for safety)"
-        ) from exc
-    except Exception as exc:
-        # First sentence only: torch's messages run on with advice that does not apply here.
-        reason = str(exc).strip().splitlines()[0].split(". ")[0] if str(exc).strip() else type(exc).__name__
-        raise InputFileError(path, f"not a readable classifier checkpoint, damaged or truncated ({reason[:160]})") from exc
-    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
-        raise InputFileError(path, "not an nrtool classifier checkpoint (from `nrtool train classifier`)")
-    if int(data.get("version", 0)) > CHECKPOINT_VERSION:
-        raise InputFileError(path, f"checkpoint version {data['version']} is newer than this nrtool understands")
+    data = load_checkpoint(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, "classifier", "nrtool train classifier")
     try:
         config = ClassifierConfig.from_dict(data["config"])
         classes = [str(c) for c in data["classes"]]
@@ -348,8 +333,7 @@ def load_classifier(path: str | os.PathLike[str], device: torch.device | str = "
         model = EmbeddingClassifier(dim, len(classes), config.hidden)
         model.load_state_dict(data["state_dict"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputFileError(path, f"damaged classifier checkpoint ({reason[:200]})") from exc
+        raise damaged(path, "classifier", exc) from exc
     model.to(device).eval()
     return Classifier(model, config, classes, dim, dict(data.get("history", {})), str(path))
 

@@ -263,6 +263,31 @@ def empty_items(points: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- training
 
 
+#: Most training shapes used to re-estimate BatchNorm statistics after each epoch.
+BN_SHAPES = 1024
+
+
+def _recalibrate_batchnorm(model: nn.Module, clouds: torch.Tensor, batch: int) -> None:
+    """Replace BatchNorm running statistics by exact averages over ``clouds`` (B, P, 3).
+
+    With few optimisation steps per epoch (small datasets) the exponential running averages
+    trail the weights far behind, and eval-mode predictions collapse to one class although the
+    training loss is low; recomputing them with the current weights ("precise BN") fixes that.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm1d)]
+    momenta = [m.momentum for m in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # cumulative average over the batches below
+    model.train()
+    with torch.no_grad():
+        for chunk in clouds.split(max(batch, 2)):
+            if len(chunk) > 1:
+                model(chunk)
+    for norm, momentum in zip(norms, momenta):
+        norm.momentum = momentum
+
+
 def train_pointnet(
     points: np.ndarray,
     labels: np.ndarray,
@@ -280,7 +305,7 @@ def train_pointnet(
     """
     import torch.nn.functional as F
 
-    from nrtool.heads.classifier import _batches, train_val_split
+    from nrtool.heads.classifier import BestEpoch, _batches, train_val_split
 
     progress = progress or SilentProgress()
     device = torch.device(device)
@@ -304,8 +329,7 @@ def train_pointnet(
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
     generator = torch.Generator().manual_seed(config.seed)
 
-    history: dict[str, Any] = {"train_loss": [], "val_loss": [], "val_accuracy": [], "lr": []}
-    best_accuracy, best_loss, best_epoch, best_state = -1.0, float("inf"), -1, None
+    tracker = BestEpoch(x_val, y_val)
     started = time.perf_counter()
     with progress.task("training PointNet", total=config.epochs, unit="epochs") as advance:
         for epoch in range(config.epochs):
@@ -326,32 +350,10 @@ def train_pointnet(
                 total += loss.item() * len(index)
                 seen += len(index)
             scheduler.step()
-            history["train_loss"].append(total / max(seen, 1))
-            history["lr"].append(float(optimizer.param_groups[0]["lr"]))
-            if len(val_idx):
-                model.eval()
-                with torch.no_grad():
-                    logits = model(x_val)
-                    val_loss = float(F.cross_entropy(logits, y_val))
-                    accuracy = float((logits.argmax(1) == y_val).float().mean())
-                history["val_loss"].append(val_loss)
-                history["val_accuracy"].append(accuracy)
-            else:
-                accuracy, val_loss = 0.0, 0.0
-            # Ties in accuracy (small validation sets) go to the lower validation loss.
-            if not len(val_idx) or (accuracy, -val_loss) > (best_accuracy, -best_loss):
-                best_accuracy, best_loss, best_epoch = accuracy, val_loss, epoch
-                best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            _recalibrate_batchnorm(model, cloud[torch.as_tensor(train_idx[:BN_SHAPES], device=device), :per_shape], config.batch)
+            tracker.end_epoch(model, epoch, total / max(seen, 1), float(optimizer.param_groups[0]["lr"]))
             advance()
-    assert best_state is not None
-    history.update(
-        best_epoch=best_epoch,
-        best_val_accuracy=best_accuracy if len(val_idx) else None,
-        train_items=len(train_idx),
-        val_items=len(val_idx),
-        seconds=time.perf_counter() - started,
-    )
-    return best_state, history
+    return tracker.result(len(train_idx), started)
 
 
 # ---------------------------------------------------------------- checkpoints
@@ -379,54 +381,23 @@ def save_pointnet(
     extra: dict[str, Any] | None = None,
 ) -> None:
     """Write a checkpoint atomically (plain types + tensors only: loads with weights_only=True)."""
-    from nrtool.artifacts.core import atomic_output
+    from nrtool.checkpoints import save_checkpoint
 
-    checkpoint = {
-        "format": CHECKPOINT_FORMAT,
-        "version": CHECKPOINT_VERSION,
+    save_checkpoint(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, {
         "config": config.to_dict(),
         "classes": list(classes),
         "field": str(field_name),
         "state_dict": state_dict,
         "history": history,
         **(extra or {}),
-    }
-    with atomic_output(path, suffix=Path(path).suffix or ".pt") as tmp:
-        torch.save(checkpoint, tmp)
+    })
 
 
 def load_pointnet(path: str | os.PathLike[str], device: torch.device | str = "cpu") -> PointNetClassifier:
     """Load a checkpoint written by :func:`save_pointnet` (one-line error naming the file)."""
-    import pickle
+    from nrtool.checkpoints import damaged, load_checkpoint
 
-    path = Path(path)
-    wanted = "a PointNet checkpoint from `nrtool train pointnet`"
-    if not path.exists():
-        raise InputFileError(path, f"no such file ({wanted})")
-    if path.is_dir():
-        raise InputFileError(path, f"is a folder, expected {wanted}")
-    if path.stat().st_size == 0:
-        raise InputFileError(path, f"empty file, expected {wanted}")
-    with open(path, "rb") as handle:
-        magic = handle.read(8)
-    if not magic.startswith(b"PK"):  # torch.save writes a zip archive
-        what = "an HDF5 file" if magic.startswith(b"\x89HDF") else "not a PyTorch file"
-        raise InputFileError(path, f"not a PointNet checkpoint ({what}; expected one from `nrtool train pointnet`)")
-    try:
-        # weights_only: never unpickle arbitrary objects from a file the user may not have made.
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise InputFileError(
-            path, "not an nrtool PointNet checkpoint (holds objects other than tensors and plain data; not loaded, for safety)"
-        ) from exc
-    except Exception as exc:
-        reason = str(exc).strip().splitlines()[0].split(". ")[0] if str(exc).strip() else type(exc).__name__
-        raise InputFileError(path, f"not a readable PointNet checkpoint, damaged or truncated ({reason[:160]})") from exc
-    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
-        found = f" (it is an {data['format']} checkpoint)" if isinstance(data, dict) and data.get("format") else ""
-        raise InputFileError(path, f"not an nrtool PointNet checkpoint{found}; expected one from `nrtool train pointnet`")
-    if int(data.get("version", 0)) > CHECKPOINT_VERSION:
-        raise InputFileError(path, f"checkpoint version {data['version']} is newer than this nrtool understands")
+    data = load_checkpoint(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, "PointNet", "nrtool train pointnet")
     try:
         config = PointNetConfig.from_dict(data["config"])
         classes = [str(c) for c in data["classes"]]
@@ -434,8 +405,7 @@ def load_pointnet(path: str | os.PathLike[str], device: torch.device | str = "cp
         model.load_state_dict(data["state_dict"])
         field_name = str(data["field"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputFileError(path, f"damaged PointNet checkpoint ({reason[:200]})") from exc
+        raise damaged(path, "PointNet", exc) from exc
     model.to(device).eval()
     return PointNetClassifier(model, config, classes, field_name, dict(data.get("history", {})), str(path))
 
@@ -528,7 +498,7 @@ def classify_points_file(
     from nrtool.artifacts.predictions import Predictions, write_predictions
     from nrtool.device import resolve_device
     from nrtool.heads.classifier import (
-        classification_report,
+    classification_report,
         confusion_path,
         confusion_png,
     )

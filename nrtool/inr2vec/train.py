@@ -29,7 +29,8 @@ from nrtool.inr.siren import SirenSpec, batched_forward
 from nrtool.inr2vec.models import Inr2vec, Inr2vecConfig
 from nrtool.progress import Progress, SilentProgress
 
-CHECKPOINT_FORMAT = "nrtool-inr2vec-1"
+CHECKPOINT_FORMAT = "nrtool-inr2vec"
+CHECKPOINT_VERSION = 1
 #: Chamfer distance charged for an empty reconstruction (normalised units: the cube spans 2).
 EMPTY_PENALTY = 1.0
 
@@ -151,6 +152,7 @@ def train_inr2vec(
     progress: Progress | None = None,
 ) -> TrainReport:
     """Train encoder + decoder on the INRs of ``inrs_path``; write the best checkpoint to ``out``."""
+    from nrtool.checkpoints import save_checkpoint
     from nrtool.device import resolve_device
 
     settings.validate()
@@ -208,8 +210,7 @@ def train_inr2vec(
                 best = (val, epoch)
                 best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     assert best_state is not None
-    checkpoint = {
-        "format": CHECKPOINT_FORMAT,
+    payload = {
         "config": config.to_dict(),
         "inr": inr_identity(header),
         "settings": asdict(settings),
@@ -218,17 +219,10 @@ def train_inr2vec(
         "history": history,
         "best_epoch": best[1],
     }
-    _save_atomic(checkpoint, out)
+    save_checkpoint(out, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, payload)
     curves = out.with_suffix(".png")
     plot_curves(history, best[1], curves)
     return TrainReport(str(out), settings.epochs, best[1], best[0], history, str(curves))
-
-
-def _save_atomic(checkpoint: dict[str, Any], out: Path) -> None:
-    tmp = out.with_name(f".{out.name}.tmp")
-    torch.save(checkpoint, tmp)
-    os.replace(tmp, out)
-
 
 def plot_curves(history: list[dict[str, float]], best_epoch: int, png: Path) -> None:
     """Training loss and validation Chamfer per epoch, best epoch marked."""
@@ -254,23 +248,16 @@ def plot_curves(history: list[dict[str, float]], best_epoch: int, png: Path) -> 
 
 def load_model(path: str | os.PathLike[str], device: torch.device | str = "cpu") -> tuple[Inr2vec, dict[str, Any]]:
     """An inr2vec checkpoint (loaded with ``weights_only=True``) and its metadata."""
-    path = Path(path)
-    if not path.exists():
-        raise InputFileError(path, "no such model file")
-    if path.stat().st_size == 0:
-        raise InputFileError(path, "empty model file")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
-        raise InputFileError(path, f"not a readable nrtool checkpoint ({type(exc).__name__})") from exc
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise InputFileError(path, "not an inr2vec checkpoint (train one with `nrtool train inr2vec`)")
-    config = Inr2vecConfig.from_dict(checkpoint["config"])
-    spec = SirenSpec.from_dict(checkpoint["inr"]["architecture"])
-    model = Inr2vec(config, spec)
-    model.load_state_dict(checkpoint["state_dict"])
-    return model.to(device).eval(), checkpoint
+    from nrtool.checkpoints import damaged, load_checkpoint
 
+    checkpoint = load_checkpoint(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, "inr2vec", "nrtool train inr2vec")
+    try:
+        config = Inr2vecConfig.from_dict(checkpoint["config"])
+        model = Inr2vec(config, SirenSpec.from_dict(checkpoint["inr"]["architecture"]))
+        model.load_state_dict(checkpoint["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise damaged(path, "inr2vec", exc) from exc
+    return model.to(device).eval(), checkpoint
 
 def check_compatible(checkpoint: dict[str, Any], header: InrHeader, model_path: str | os.PathLike[str],
                      inrs_path: str | os.PathLike[str]) -> None:
