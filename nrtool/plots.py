@@ -9,6 +9,17 @@ from typing import Any
 
 import numpy as np
 
+def save_figure(fig: Any, png: str | os.PathLike[str], dpi: int = 110) -> None:
+    """Write a matplotlib figure as PNG atomically (a reader never sees half a file) and close it."""
+    import matplotlib.pyplot as plt
+
+    png = Path(png)
+    tmp = png.with_name(f".{png.name}.tmp.png")
+    fig.savefig(tmp, dpi=dpi)
+    plt.close(fig)
+    os.replace(tmp, png)
+
+
 #: Points drawn per shape in a preview (enough to read the shape, few enough to stay fast).
 PREVIEW_POINTS = 4_000
 
@@ -69,11 +80,7 @@ def reconstruction_sheet(inrs_path: str | os.PathLike[str], results: Sequence[An
         _scatter(fig.add_subplot(2, len(shown), col + 1, projection="3d"), _points_of(sources[result.name]), f"source\n{result.name}")
         _scatter(fig.add_subplot(2, len(shown), len(shown) + col + 1, projection="3d"), _points_of(result.path), label)
     fig.tight_layout()
-    png = Path(png)
-    tmp = png.with_name(f".{png.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, png)
+    save_figure(fig, png, dpi=110)
 
 
 def point_strip(clouds: Sequence[np.ndarray | None], labels: Sequence[str], png: str | os.PathLike[str],
@@ -90,11 +97,7 @@ def point_strip(clouds: Sequence[np.ndarray | None], labels: Sequence[str], png:
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    png = Path(png)
-    tmp = png.with_name(f".{png.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, png)
+    save_figure(fig, png, dpi=100)
 
 
 def tsne_plot(vectors: np.ndarray, class_names: Sequence[str | None], png: str | os.PathLike[str],
@@ -124,9 +127,5 @@ def tsne_plot(vectors: np.ndarray, class_names: Sequence[str | None], png: str |
     ax.set(title=title or f"t-SNE of {count} embeddings", xticks=[], yticks=[])
     ax.legend(fontsize=7, markerscale=1.5, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
-    png = Path(png)
-    tmp = png.with_name(f".{png.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, png)
+    save_figure(fig, png, dpi=110)
     return layout

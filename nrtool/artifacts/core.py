@@ -234,12 +234,6 @@ def read_strings(dataset: h5py.Dataset) -> list[str]:
     return [v.decode() if isinstance(v, bytes) else str(v) for v in dataset[()]]
 
 
-def require(condition: bool, path: str | os.PathLike[str], problem: str) -> None:
-    """Raise an :class:`InputFileError` for ``path`` unless ``condition`` holds."""
-    if not condition:
-        raise InputFileError(path, problem)
-
-
 __all__ = [
     "SCHEMAS",
     "STR_DTYPE",
@@ -249,7 +243,6 @@ __all__ = [
     "open_artifact",
     "provenance",
     "read_strings",
-    "require",
     "sha256_file",
     "write_root_attrs",
 ]

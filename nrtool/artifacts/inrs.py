@@ -109,14 +109,14 @@ def read_header(handle: h5py.File) -> InrHeader:
     )
 
 
-def read_items(handle: h5py.File, with_params: bool = True) -> list[InrItem]:
-    params = handle["params"][()] if with_params else None
+def read_items(handle: h5py.File) -> list[InrItem]:
+    params = handle["params"][()]
     final_loss = handle["final_loss"][()]
     return [
         InrItem(
             **vars(info),
             final_loss=float(final_loss[i]),
-            params=params[i] if params is not None else np.empty(0, np.float32),
+            params=params[i],
         )
         for i, info in enumerate(read_item_table(handle))
     ]

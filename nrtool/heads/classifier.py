@@ -378,22 +378,14 @@ def classification_report(labels: np.ndarray, predicted: np.ndarray, classes: Se
 # ---------------------------------------------------------------- figures
 
 
-def _save_figure(fig: Any, png: str | os.PathLike[str]) -> None:
-    import matplotlib.pyplot as plt
-
-    png = Path(png)
-    tmp = png.with_name(f".{png.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, png)  # atomic: a reader never sees half a PNG
-
-
 def training_curves_png(history: dict[str, Any], png: str | os.PathLike[str]) -> None:
     """Loss (train, val) and validation accuracy per epoch, as one PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from nrtool.plots import save_figure
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
     epochs = np.arange(1, len(history["train_loss"]) + 1)
@@ -414,7 +406,7 @@ def training_curves_png(history: dict[str, Any], png: str | os.PathLike[str]) ->
     right.set_ylabel("validation accuracy")
     right.set_ylim(0, 1.02)
     fig.tight_layout()
-    _save_figure(fig, png)
+    save_figure(fig, png)
 
 
 def confusion_png(report: dict[str, Any], png: str | os.PathLike[str], title: str = "") -> None:
@@ -423,6 +415,8 @@ def confusion_png(report: dict[str, Any], png: str | os.PathLike[str], title: st
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from nrtool.plots import save_figure
 
     confusion = np.asarray(report["confusion"])
     classes = report["classes"]
@@ -440,7 +434,7 @@ def confusion_png(report: dict[str, Any], png: str | os.PathLike[str], title: st
     accuracy = report.get("accuracy")
     ax.set_title(f"{title} accuracy {accuracy:.3f}" if accuracy is not None else title, fontsize=9)
     fig.tight_layout()
-    _save_figure(fig, png)
+    save_figure(fig, png)
 
 
 # ---------------------------------------------------------------- file-level stages

@@ -186,22 +186,16 @@ def cloud_from_field(
     extracts on a ``resolution^3`` grid; occ: centres of the occupied voxels of a
     ``resolution^3`` grid. Too few distinct points are drawn with replacement.
     """
-    from nrtool.geometry.reconstruct import occupancy_to_voxels
     from nrtool.inr.reconstruction import Discrete, ReconstructionSettings, discretise
 
     rng = np.random.default_rng(seed)
-    if field_name == "occ":
-        voxels = occupancy_to_voxels(field_fn, resolution, device=device)
-        cells = np.argwhere(voxels)
-        if not len(cells):
-            return None
-        side = 2.0 / resolution
-        pool = -1.0 + (cells + 0.5) * side
+    settings = ReconstructionSettings(resolution=resolution, points=n_points, voxel_resolution=resolution)
+    recon: Discrete = discretise(field_name, field_fn, settings, device, seed=seed)
+    if recon.size == 0:
+        return None
+    if recon.voxels is not None:
+        pool = recon.voxel_centres()
     else:
-        settings = ReconstructionSettings(resolution=resolution, points=n_points)
-        recon: Discrete = discretise(field_name, field_fn, settings, device, seed=seed)
-        if recon.size == 0:
-            return None
         pool = recon.points if recon.points is not None else recon.surface_points(n_points, seed=seed)
     pool = np.asarray(pool, dtype=np.float32)
     index = rng.choice(len(pool), n_points, replace=len(pool) < n_points)

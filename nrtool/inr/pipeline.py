@@ -78,24 +78,22 @@ class FitReport:
         return self.__dict__.copy()
 
 
-def _resolve_field(requested: str, kinds: list[tuple[str, str, bool]]) -> tuple[FieldName, list[str]]:
-    """Pick the run's field from ``(path, kind, watertight)`` of every input."""
+def _resolve_field(requested: str, kinds: list[tuple[str, str, FieldName]]) -> tuple[FieldName, list[str]]:
+    """Pick the run's field from ``(path, kind, auto field)`` of every input: one field per file."""
     notes: list[str] = []
     if requested != "auto":
         if requested not in FIELDS:
             raise NrtoolError(f"--field {requested!r}: choose auto, udf, sdf or occ")
         return requested, notes  # type: ignore[return-value]
-    voxels = [p for p, k, _ in kinds if k == "voxels"]
-    if voxels and len(voxels) != len(kinds):
+    fields = {field for _, _, field in kinds}
+    if "occ" in fields and len(fields) > 1:
+        voxels = next(p for p, _, field in kinds if field == "occ")
         raise NrtoolError(
-            f"--field auto: inputs mix voxel grids ({voxels[0]}, ...) with meshes/point clouds; fit them into separate files"
+            f"--field auto: inputs mix voxel grids ({voxels}, ...) with meshes/point clouds; fit them into separate files"
         )
-    if voxels:
-        return "occ", notes
-    open_ones = [p for p, k, tight in kinds if k == "mesh" and not tight]
-    clouds = [p for p, k, _ in kinds if k == "points"]
-    if not open_ones and not clouds:
-        return "sdf", notes
+    if fields in ({"occ"}, {"sdf"}):
+        return fields.pop(), notes  # type: ignore[return-value]
+    open_ones = [p for p, kind, field in kinds if kind == "mesh" and field == "udf"]
     if open_ones:
         notes.append(f"--field auto chose udf: {len(open_ones)} mesh(es) are not watertight, e.g. {open_ones[0]}")
     return "udf", notes
@@ -227,6 +225,7 @@ def _plan_from_shapes(
 ) -> _Plan:
     """Discover shape files, check them all, and resolve the field."""
     from nrtool.geometry.ground_truth import (
+        auto_field,
         check_field,
         compute_ground_truth,
         item_seed,
@@ -239,13 +238,13 @@ def _plan_from_shapes(
         raise NrtoolError(f"--shard {shard.index}/{shard.count} selects none of the {len(sources)} inputs")
     # Read every input once before fitting: a bad file fails now, not hours into the run.
     to_inspect = sources if field_name == "auto" else [s for _, s in selected]
-    kinds: list[tuple[str, str, bool]] = []
+    kinds: list[tuple[str, str, FieldName]] = []
     with progress.task("reading shapes", len(to_inspect), "shapes") as advance:
         for src in to_inspect:
             shape = load_shape(src.path)
             if field_name != "auto":
                 check_field(shape, field_name)  # type: ignore[arg-type]
-            kinds.append((src.path, shape.kind, shape.kind == "mesh" and shape.is_watertight))
+            kinds.append((src.path, shape.kind, auto_field(shape)))
             advance()
     field_resolved, notes = _resolve_field(field_name, kinds)
 

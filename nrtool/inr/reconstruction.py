@@ -69,6 +69,11 @@ class Discrete:
             return len(self.faces)
         return int(self.voxels.sum()) if self.voxels is not None else 0
 
+    def voxel_centres(self) -> np.ndarray:
+        """Centres (K,3) of the occupied voxels; the grid spans the normalised cube [-1,1]^3."""
+        assert self.voxels is not None
+        return -1.0 + (np.argwhere(self.voxels) + 0.5) * (2.0 / self.voxels.shape[0])
+
     def surface_points(self, n: int, seed: int = 0) -> np.ndarray:
         """Points on the reconstruction (N,3) for metrics."""
         from nrtool.geometry.metrics import sample_surface

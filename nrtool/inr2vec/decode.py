@@ -42,12 +42,11 @@ def decoded_field(model: Any, embedding: torch.Tensor, field: str) -> Any:
     return evaluate
 
 
-def _preview_points(recon: Discrete, resolution: int) -> np.ndarray | None:
+def _preview_points(recon: Discrete) -> np.ndarray | None:
     if recon.size == 0:
         return None
     if recon.voxels is not None:
-        axis = (np.arange(resolution) + 0.5) * 2 / resolution - 1
-        return np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), -1)[recon.voxels]
+        return recon.voxel_centres()
     return recon.surface_points(4_000)
 
 
@@ -77,7 +76,7 @@ def _decode_rows(model: Any, vectors: np.ndarray, infos: Sequence[ItemInfo], fie
             with torch.no_grad():
                 recon = discretise(field, fn, settings, device)
             path = str(write_discrete(recon, info, folder, settings)) if recon.size else None  # type: ignore[arg-type]
-            results.append(DecodedShape(info.name, path, recon.size, _preview_points(recon, settings.voxel_resolution)))
+            results.append(DecodedShape(info.name, path, recon.size, _preview_points(recon)))
             advance()
     return results
 

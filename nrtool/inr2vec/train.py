@@ -85,20 +85,13 @@ def sample_queries(params: torch.Tensor, spec: SirenSpec, field: FieldName, coun
 
 def _points(field: str, fn: Any, resolution: int, device: torch.device) -> np.ndarray | None:
     """Points on a field's reconstruction (normalised frame), None when it has no surface."""
-    from nrtool.geometry.metrics import sample_surface
     from nrtool.inr.reconstruction import ReconstructionSettings, discretise
 
     settings = ReconstructionSettings(resolution=resolution, points=4_000, voxel_resolution=resolution)
     recon = discretise(field, fn, settings, device)
     if recon.size == 0:
         return None
-    if recon.voxels is not None:
-        axis = (np.arange(resolution) + 0.5) * 2 / resolution - 1
-        grid = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), -1)
-        return grid[recon.voxels]
-    if recon.points is not None:
-        return recon.points
-    return sample_surface(recon.vertices, recon.faces, 4_000, 0)  # type: ignore[arg-type]
+    return recon.voxel_centres() if recon.voxels is not None else recon.surface_points(4_000)
 
 
 def validation_chamfer(model: Inr2vec, header: InrHeader, params: torch.Tensor, resolution: int) -> float:
@@ -231,6 +224,8 @@ def plot_curves(history: list[dict[str, float]], best_epoch: int, png: Path) -> 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from nrtool.plots import save_figure
+
     epochs = [h["epoch"] for h in history]
     fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(9, 3.2))
     ax_loss.plot(epochs, [h["train_loss"] for h in history], marker="o", ms=3)
@@ -240,10 +235,7 @@ def plot_curves(history: list[dict[str, float]], best_epoch: int, png: Path) -> 
     ax_val.set(title="validation Chamfer (decoded vs INR)", xlabel="epoch")
     ax_val.legend()
     fig.tight_layout()
-    tmp = png.with_name(f".{png.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, png)
+    save_figure(fig, png, dpi=100)
 
 
 def load_model(path: str | os.PathLike[str], device: torch.device | str = "cpu") -> tuple[Inr2vec, dict[str, Any]]:
