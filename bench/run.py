@@ -8,6 +8,8 @@ Sections (``--only`` picks some, comma-separated):
 * ``ground-truth`` seconds per shape for 500k queries: mesh -> sdf, point cloud -> udf.
 * ``quality``      Chamfer / F-score of the 95 PSB test meshes through the real CLI
                    (``nrtool fit-inr`` then ``nrtool reconstruct --metrics``); slow, resumable.
+* ``scan``         frames/s of ChArUco detection + pose (``nrtool scan``) at 1440x1080 with 1 and
+                   with all cores, vs the capture's 30 fps (``bench/scan_bench.py``).
 
 Run ``make bench`` (all sections) or e.g.
 ``.venv/bin/python bench/run.py --quick --only batched,efficiency --json bench-out/quick.json``.
@@ -47,7 +49,7 @@ PSB = REPO.parent / "shared" / "data" / "psb"
 OUT = REPO / "bench-out"
 NRTOOL = Path(sys.executable).parent / "nrtool"
 
-SECTIONS = ("batched", "efficiency", "ground-truth", "quality")
+SECTIONS = ("batched", "efficiency", "ground-truth", "quality", "scan")
 DEFAULT_PRESETS = {
     "batched": ("tiny", "small"),
     "efficiency": ("tiny", "small", "paper"),
@@ -540,11 +542,22 @@ def bench_quality(bench: Bench) -> None:
             say(f"  {r['field']}/{r['preset']}: no surface for {len(r['failed'])} INR(s): {', '.join(r['failed'][:5])}")
 
 
+def bench_scan(bench: Bench) -> None:
+    """Frames/s of `nrtool scan` at 1440x1080 with 1 and all cores, vs 30 fps (bench/scan_bench.py)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import scan_bench
+
+    frames = 24 if bench.quick else bench.args.scan_frames
+    heading(f"scan: ChArUco detection + pose, {frames} frames at {scan_bench.WIDTH}x{scan_bench.HEIGHT}")
+    bench.record("scan", scan_bench.run(frames, say=say, work=OUT))
+
+
 SECTION_FUNCTIONS: dict[str, Callable[[Bench], None]] = {
     "batched": bench_batched,
     "efficiency": bench_efficiency,
     "ground-truth": bench_ground_truth,
     "quality": bench_quality,
+    "scan": bench_scan,
 }
 
 
@@ -586,6 +599,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--shapes", type=int, default=None,
                         help="Distinct meshes behind the B INRs of batched/efficiency (default 4, --quick 2).")
     parser.add_argument("--gt-shapes", type=int, default=3, help="ground-truth: shapes to average over (--quick: 1).")
+    parser.add_argument("--scan-frames", type=int, default=120, help="scan: 1440x1080 frames to time (--quick: 24).")
     args = parser.parse_args(argv)
     args.steps = args.steps or (10 if args.quick else 50)
     args.paper_steps = args.paper_steps or (2 if args.quick else 3)

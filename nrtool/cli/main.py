@@ -71,6 +71,7 @@ def _register() -> None:
         plot_cmd,
         pointnet_cmd,
         reconstruct_cmd,
+        scan_cmd,
         synth_cmd,
     )
 
