@@ -64,6 +64,7 @@ def main(
 def _register() -> None:
     # Each module adds its commands to `app`; importing them is cheap (heavy imports are inside).
     from nrtool.cli import (  # noqa: F401
+        body_cmd,
         fit_cmd,
         heads_cmd,
         info_cmd,

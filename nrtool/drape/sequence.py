@@ -1,0 +1,184 @@
+"""Pose a body model with a motion file and write the result: meshes per frame or one artifact,
+plus a contact sheet (``nrtool body pose``).
+
+The output folder appears complete or not at all: everything is written into a hidden temporary
+folder beside it, which is renamed onto the final name at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nrtool.drape.amass import load_motion, read_amass
+from nrtool.errors import InputFileError, NrtoolError
+from nrtool.progress import Progress, SilentProgress
+
+__all__ = ["FORMATS", "atomic_folder", "check_output_folder", "pick_frames", "pose_to_folder"]
+
+FORMATS = ("obj", "ply", "h5")
+SHEET_NAME = "contact_sheet.png"
+SEQUENCE_NAME = "body_sequence.h5"
+
+
+def check_output_folder(final: str | os.PathLike[str], force: bool = False) -> Path:
+    """Fail early (before any work) when ``final`` cannot be written; returns its parent."""
+    final = Path(final)
+    parent = final.parent if str(final.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputFileError(final, f"output folder's parent {parent} does not exist")
+    if final.exists() and not final.is_dir():
+        raise InputFileError(final, "exists and is not a folder")
+    if final.is_dir() and any(final.iterdir()) and not force:
+        raise InputFileError(final, "folder exists and is not empty (choose another --out, or pass --force)")
+    return parent
+
+
+@contextlib.contextmanager
+def atomic_folder(final: str | os.PathLike[str], force: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder beside ``final``; on success it replaces ``final``.
+
+    ``final`` must not exist or be an empty folder, unless ``force`` (then the old folder is
+    removed, after the new one is complete). On any error the temporary folder is removed.
+    """
+    final = Path(final)
+    parent = check_output_folder(final, force)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=parent))
+    try:
+        yield tmp
+        if final.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=parent))
+            os.replace(final, old / "replaced")
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def pick_frames(count: int, wanted: int) -> list[int]:
+    """Up to ``wanted`` frame indices spread evenly over ``count`` frames, first and last included."""
+    if count <= 0 or wanted <= 0:
+        return []
+    if wanted >= count:
+        return list(range(count))
+    return sorted({int(round(x)) for x in np.linspace(0, count - 1, wanted)})
+
+
+def pose_to_folder(
+    body_model: str | os.PathLike[str],
+    pose_file: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    gender: str = "auto",
+    fps: float | None = None,
+    source_fps: float | None = None,
+    y_up: bool = True,
+    arms_degrees: float = 0.0,
+    fmt: str = "obj",
+    every: int = 1,
+    max_frames: int | None = None,
+    sheet_frames: int = 6,
+    renderer: str = "auto",
+    device: Any = "cpu",
+    force: bool = False,
+    progress: Progress | None = None,
+    command: list[str] | None = None,
+) -> dict[str, Any]:
+    """Pose ``body_model`` with the AMASS file ``pose_file``; write meshes/artifact + contact sheet.
+
+    ``gender="auto"`` takes the motion file's gender when ``body_model`` is a folder of
+    per-gender files (a single file is used as it is). Frames are resampled to ``fps`` (if
+    given), then every ``every``-th frame is kept, at most ``max_frames``. Returns a summary.
+    """
+    from nrtool.drape.body_model import BodyModel
+    from nrtool.drape.render import contact_sheet
+
+    progress = progress or SilentProgress()
+    if fmt not in FORMATS:
+        raise NrtoolError(f"unknown --format {fmt!r}; choose {', '.join(FORMATS)}")
+    if every < 1 or (max_frames is not None and max_frames < 1) or sheet_frames < 0:
+        raise NrtoolError("--every and --max-frames must be at least 1, --sheet-frames at least 0")
+    check_output_folder(out, force)
+    raw = read_amass(pose_file, source_fps=source_fps)  # validate before loading the model
+    model_gender = raw.gender if gender == "auto" else gender
+    model = BodyModel(body_model, gender=model_gender, device=device)
+    pelvis = model.rest_pelvis(raw.betas[: model.num_betas])
+    seq = load_motion(pose_file, fps=fps, y_up=y_up, arms_degrees=arms_degrees, pelvis=pelvis, source_fps=source_fps)
+    index = np.arange(seq.num_frames)[::every]
+    if max_frames is not None:
+        index = index[:max_frames]
+    poses, trans = seq.poses[index], seq.trans[index]
+    betas = seq.betas[: model.num_betas]
+    with progress.task("posing", total=len(index), unit="frames") as advance:
+        posed = model.pose_sequence(poses, betas, trans, advance=advance)
+    times = index / seq.fps if seq.fps else np.full(len(index), np.nan)
+    out = Path(out)
+    with atomic_folder(out, force=force) as tmp:
+        files: list[str] = []
+        if fmt == "h5":
+            from nrtool.artifacts.body_sequence import write_body_sequence
+
+            arrays = {
+                **posed,
+                "faces": model.faces,
+                "poses": poses,
+                "trans": trans,
+                "betas": betas,
+                "frame_index": index,
+                "time": times,
+            }
+            attrs = {
+                "fps": float(seq.fps / every) if seq.fps else float("nan"),
+                "gender": model_gender,
+                "up_axis": seq.up_axis,
+                "source_layout": seq.source_layout,
+                "body_model": str(model.path),
+                "motion": str(pose_file),
+                "separate_arms_degrees": float(arms_degrees),
+                "notes": seq.notes,
+            }
+            write_body_sequence(tmp / SEQUENCE_NAME, arrays, attrs, [model.path, pose_file], command)
+            files.append(SEQUENCE_NAME)
+        else:
+            from nrtool.io.shapes import save_mesh
+
+            with progress.task("writing meshes", total=len(index), unit="files") as advance:
+                for k, frame in enumerate(index):
+                    name = f"frame_{frame:05d}.{fmt}"
+                    save_mesh(tmp / name, posed["vertices"][k], model.faces)
+                    files.append(name)
+                    advance()
+        shown = pick_frames(len(index), sheet_frames)
+        if shown:
+            titles = [f"frame {index[k]}" + (f"\n{times[k]:.2f} s" if np.isfinite(times[k]) else "") for k in shown]
+            contact_sheet(
+                [posed["vertices"][k] for k in shown],
+                model.faces,
+                tmp / SHEET_NAME,
+                titles=titles,
+                joints=[posed["joints"][k] for k in shown],
+                suptitle=f"{Path(pose_file).name} on {model.path.name} ({model.num_vertices} vertices)",
+                backend=renderer,
+            )
+    return {
+        "out": str(out),
+        "frames": int(len(index)),
+        "fps": float(seq.fps / every) if seq.fps else None,
+        "vertices": model.num_vertices,
+        "faces": int(len(model.faces)),
+        "gender": model_gender,
+        "source_layout": seq.source_layout,
+        "up_axis": seq.up_axis,
+        "files": files,
+        "contact_sheet": SHEET_NAME if shown else None,
+        "notes": seq.notes,
+    }
