@@ -100,6 +100,30 @@ def point_strip(clouds: Sequence[np.ndarray | None], labels: Sequence[str], png:
     save_figure(fig, png, dpi=100)
 
 
+def shape_grid(cells: Sequence[Sequence[tuple[str, str, bool | None]]], png: str | os.PathLike[str],
+               title: str = "") -> None:
+    """Rows of shapes read from their source files; each cell is ``(path, title, match)`` and
+    ``match`` colours its title green (True) or red (False), or leaves it black (None)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n_rows, n_cols = len(cells), max(len(row) for row in cells)
+    fig = plt.figure(figsize=(1.9 * n_cols, 2.1 * n_rows))
+    for r, row in enumerate(cells):
+        for c, (path, label, match) in enumerate(row):
+            ax = fig.add_subplot(n_rows, n_cols, r * n_cols + c + 1, projection="3d")
+            _scatter(ax, _points_of(path), label)
+            if match is not None:
+                ax.title.set_color("tab:green" if match else "tab:red")
+                ax.title.set_fontweight("bold")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, png, dpi=90)
+
+
 def tsne_plot(vectors: np.ndarray, class_names: Sequence[str | None], png: str | os.PathLike[str],
               perplexity: float = 30.0, seed: int = 0, title: str = "") -> np.ndarray:
     """2-D t-SNE of embeddings (N, D) coloured by class (App. C.9); returns the (N, 2) layout.

@@ -164,6 +164,22 @@ def test_retrieve_separated_and_shuffled(tmp_path: Path) -> None:
     assert_clean_failure(too_many, str(emb))
 
 
+def test_retrieve_png_grid(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from nrtool.heads.retrieval import _grid_queries
+
+    emb = make_embeddings(tmp_path / "emb.h5")
+    png = tmp_path / "grid.png"
+    run_nrtool("retrieve", emb, "--k", "1", "4", "--png", png, "--png-rows", "3")
+    width, height = Image.open(png).size
+    assert (width, height) == (round(1.9 * 5 * 90), round(2.1 * 3 * 90))  # query + 4 neighbours, 3 rows
+    # One query per class first, then in order.
+    assert _grid_queries(np.array(["a", "a", "b", "c", "b"]), 4) == [0, 2, 3, 1]
+    missing_folder = tmp_path / "nowhere" / "grid.png"
+    assert_clean_failure(run_nrtool("retrieve", emb, "--png", missing_folder, check=False), "nowhere")
+
+
 # ---------------------------------------------------------------- bad input
 
 

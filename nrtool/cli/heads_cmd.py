@@ -133,6 +133,8 @@ def retrieve(
     k: list[str] = typer.Option(["1", "5", "10"], "--k", help="Neighbours retrieved: --k 1 5 10 (or --k 1,5,10)."),
     split: Optional[list[str]] = typer.Option(None, help="Only query items of this split (repeatable)."),
     gallery_split: Optional[list[str]] = typer.Option(None, help="Only gallery items of this split (repeatable)."),
+    png: Optional[Path] = typer.Option(None, help="Also draw queries and their neighbours (from the source shapes) as a PNG grid."),
+    png_rows: int = typer.Option(6, help="Queries drawn in the --png grid (one per class first)."),
     json_out: bool = typer.Option(False, "--json", help="Print {map@k: ...} as JSON."),
 ) -> None:
     """Shape retrieval by L2 nearest neighbours: mAP@k = mean share of the k neighbours in the query's class.
@@ -142,7 +144,12 @@ def retrieve(
     from nrtool.heads.retrieval import retrieve_files
 
     ks = _parse_ks(k, list(ctx.args))
-    result = retrieve_files(embeddings, gallery, ks, splits=split or [], gallery_splits=gallery_split or [])
+    if png is not None and not png.parent.is_dir():
+        from nrtool.errors import InputFileError
+
+        raise InputFileError(png, f"output folder {png.parent} does not exist")
+    result = retrieve_files(embeddings, gallery, ks, splits=split or [], gallery_splits=gallery_split or [],
+                            png=png, png_rows=png_rows)
     if json_out:
         print_json(result)
     elif not OPTIONS.quiet:

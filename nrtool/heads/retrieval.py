@@ -133,10 +133,14 @@ def retrieve_files(
     ks: Sequence[int] = (1, 5, 10),
     splits: Sequence[str] = (),
     gallery_splits: Sequence[str] = (),
+    png: str | os.PathLike[str] | None = None,
+    png_rows: int = 6,
 ) -> dict[str, Any]:
     """mAP@k between ``embeddings`` artifacts; ``{"map@1": ..., ..., "queries", "gallery"}``.
 
     Without ``gallery_path`` the (split-filtered) query set is its own gallery, leave-one-out.
+    With ``png``, a grid of ``png_rows`` queries (one per class first) and their ``max(ks)``
+    neighbours is drawn from the items' source shapes.
     """
     from nrtool.artifacts.embeddings import load_embeddings, select
 
@@ -166,9 +170,54 @@ def retrieve_files(
     if any(k < 1 for k in ks):
         raise NrtoolError(f"k must be at least 1, got {min(ks)}")
     scores = retrieval_map(query, gallery, ks, same_set=same_set)
+    if png is not None:
+        retrieval_grid(query, gallery, max(ks), png, rows=png_rows, same_set=same_set)
     return {
         **{f"map@{k}": value for k, value in scores.items()},
         "queries": labelled,
         "gallery": gallery_size,
         "same_set": same_set,
     }
+
+
+def _grid_queries(names: np.ndarray, rows: int) -> list[int]:
+    """Up to ``rows`` query indices: the first item of each class in turn, so classes vary."""
+    order: list[int] = []
+    first_of_class = {name: int(np.flatnonzero(names == name)[0]) for name in dict.fromkeys(names.tolist())}
+    order.extend(list(first_of_class.values())[:rows])
+    for index in range(len(names)):
+        if len(order) >= rows:
+            break
+        if index not in order:
+            order.append(index)
+    return order
+
+
+def retrieval_grid(
+    query: Embeddings,
+    gallery: Embeddings,
+    k: int,
+    png: str | os.PathLike[str],
+    rows: int = 6,
+    same_set: bool = False,
+) -> None:
+    """PNG: each row a query shape and its ``k`` nearest gallery shapes, framed green when the
+    neighbour's class matches and red when not. Shapes are drawn from their source files."""
+    from nrtool.plots import shape_grid
+
+    keep_q = [i for i, item in enumerate(query.items) if item.class_name is not None]
+    keep_g = keep_q if same_set else [i for i, item in enumerate(gallery.items) if item.class_name is not None]
+    q_vectors, q_names = _labelled(query)
+    g_vectors, g_names = (q_vectors, q_names) if same_set else _labelled(gallery)
+    chosen = _grid_queries(q_names, rows)
+    indices, distances = nearest_neighbours(q_vectors, g_vectors, k, exclude_self=same_set)
+    cells: list[list[tuple[str, str, bool | None]]] = []
+    for row in chosen:
+        q_item = query.items[keep_q[row]]
+        line: list[tuple[str, str, bool | None]] = [(q_item.source, f"query: {q_item.name}\n{q_names[row]}", None)]
+        for col in range(k):
+            g_item = gallery.items[keep_g[indices[row, col]]]
+            title = f"{g_item.name}\n{g_names[indices[row, col]]}  d={distances[row, col]:.2f}"
+            line.append((g_item.source, title, bool(g_names[indices[row, col]] == q_names[row])))
+        cells.append(line)
+    shape_grid(cells, png, title=f"retrieval: {k} nearest neighbours by L2 in embedding space")
