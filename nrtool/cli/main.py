@@ -64,6 +64,7 @@ def main(
 def _register() -> None:
     # Each module adds its commands to `app`; importing them is cheap (heavy imports are inside).
     from nrtool.cli import (  # noqa: F401
+        augment_cmd,
         body_cmd,
         fit_cmd,
         heads_cmd,
