@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from conftest import assert_clean_failure, run_nrtool
+from nrtool.artifacts.inrs import load_inrs as load_inrs_items
 
 
 @pytest.fixture(scope="module")
@@ -105,3 +106,62 @@ def test_decode_and_interpolate_write_shapes(tiny_inrs: Path, tmp_path: Path) ->
     assert_clean_failure(missing, "nope", tmp_path / "i2" / "strip.png")
     other = run_nrtool("decode", tiny_inrs, "--model", model, "--out", tmp_path / "d2", check=False)
     assert_clean_failure(other, str(tiny_inrs))
+
+
+# ---------------------------------------------------------------- trained: does it learn?
+
+SEPARABLE = ("ellipsoid", "torus", "star_prism")
+
+
+@pytest.fixture(scope="module")
+def trained_separable(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """3 well-separated procedural classes (18 train / 6 test each), tiny INRs, a trained inr2vec,
+    the embeddings and a classifier: the whole chain through the CLI."""
+    folder = tmp_path_factory.mktemp("separable")
+    shapes = folder / "shapes"
+    run_nrtool("synth", "shapes", "--out", shapes, "--families", ",".join(SEPARABLE), "--per-class", "24",
+               "--test-fraction", "0.25", "--seed", "0", "--quiet")
+    paths = {name: folder / name for name in ("inrs.h5", "inr2vec.pt", "emb.h5", "clf.pt")}
+    run_nrtool("fit-inr", shapes, "--out", paths["inrs.h5"], "--preset", "tiny", "--quiet")
+    run_nrtool("train", "inr2vec", paths["inrs.h5"], "--out", paths["inr2vec.pt"], "--preset", "tiny",
+               "--epochs", "50", "--batch", "8", "--quiet")
+    run_nrtool("encode", paths["inrs.h5"], "--model", paths["inr2vec.pt"], "--out", paths["emb.h5"], "--quiet")
+    run_nrtool("train", "classifier", paths["emb.h5"], "--out", paths["clf.pt"], "--preset", "tiny", "--quiet")
+    return paths
+
+
+def test_trained_separable_embeddings_classify_and_retrieve_unseen_shapes(trained_separable: dict[str, Path], tmp_path: Path) -> None:
+    paths = trained_separable
+    result = json.loads(run_nrtool("classify", paths["emb.h5"], "--model", paths["clf.pt"], "--out", tmp_path / "pred.h5",
+                                   "--split", "test", "--json", "--quiet").stdout)
+    # 18 unseen shapes, chance is 1/3: a trained encoder + classifier must do far better.
+    assert result["accuracy"] >= 0.75, result
+    retrieval = json.loads(run_nrtool("retrieve", paths["emb.h5"], "--split", "test", "--gallery", paths["emb.h5"],
+                                      "--gallery-split", "train", "--k", "1", "5", "--json", "--quiet").stdout)
+    assert retrieval["map@1"] >= 0.75, retrieval
+
+
+def test_trained_separable_decodes_close_to_the_inrs_own(trained_separable: dict[str, Path]) -> None:
+    from nrtool.geometry.metrics import chamfer_distance
+    from nrtool.inr.fields import logits_to_field
+    from nrtool.inr2vec.train import _points, load_model, reference_points
+
+    model, _ = load_model(trained_separable["inr2vec.pt"])
+    header, items = load_inrs_items(trained_separable["inrs.h5"])
+    chosen = [item for item in items if item.split == "train"][::6]  # 9 items, 3 per class
+    params = torch.from_numpy(np.stack([item.params for item in chosen]))
+    own = reference_points(header, params, 48)
+    with torch.no_grad():
+        embeddings = model.encode(params)
+    decoded = [_points(header.field, lambda p, e=embeddings[i : i + 1]: logits_to_field(header.field, model.decoder(e, p.unsqueeze(0))[0]),
+                       48, torch.device("cpu")) for i in range(len(chosen))]
+    assert all(points is not None for points in decoded + own)
+    distance = np.array([[chamfer_distance(d, o) for o in own] for d in decoded])
+    classes = np.array([item.class_name for item in chosen])
+    to_own = np.diag(distance)
+    to_other_class = np.array([distance[i, classes != classes[i]].mean() for i in range(len(chosen))])
+    # Normalised units (the cube spans 2); the decoder has seen these INRs. Measured after 50
+    # epochs: 0.117 to the INR's own shape, 0.149 to shapes of the other classes (ellipsoids and
+    # tori decode at 0.04-0.11; star prisms, whose points the decoder has not learnt yet, ~0.18).
+    assert to_own.mean() < 0.15, to_own
+    assert to_own.mean() < to_other_class.mean(), (to_own, to_other_class)

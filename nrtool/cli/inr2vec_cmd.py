@@ -17,11 +17,11 @@ def train_inr2vec_cmd(
     inrs: Path = typer.Argument(..., help="inrs artifact to train on (items with split 'test' are left out)."),
     out: Path = typer.Option(..., "--out", "-o", help="Checkpoint to write (training curves go to the same name .png)."),
     val: Optional[Path] = typer.Option(None, "--val", help="inrs artifact for validation (default: 10% of the training INRs)."),
-    preset: str = typer.Option("tiny", help="Encoder/decoder sizes: tiny | small | paper (1024-d embeddings)."),
-    epochs: int = typer.Option(20, help="Training epochs."),
-    batch: int = typer.Option(16, help="INRs per mini-batch."),
-    lr: float = typer.Option(1e-4, help="AdamW learning rate (weight decay 1e-2)."),
-    queries: int = typer.Option(4_000, help="Queries per INR per step (half near the INR's surface)."),
+    preset: str = typer.Option("tiny", help="Sizes and training settings: tiny | small | paper (thesis: 1024-d embeddings, AdamW lr 1e-4)."),
+    epochs: Optional[int] = typer.Option(None, help="Override: training epochs (tiny 50, small 100, paper 300)."),
+    batch: Optional[int] = typer.Option(None, help="Override: INRs per mini-batch (16)."),
+    lr: Optional[float] = typer.Option(None, help="Override: AdamW learning rate, weight decay 1e-2 (tiny 3e-3, small 1e-3, paper 1e-4)."),
+    queries: Optional[int] = typer.Option(None, help="Override: queries per INR per step, half near the INR's surface (tiny 1000, small 2000, paper 4000)."),
     seed: int = typer.Option(0, help="Seed of initialisation, batching and query sampling."),
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
     json_out: bool = typer.Option(False, "--json", help="Print the training summary as JSON."),
@@ -31,9 +31,9 @@ def train_inr2vec_cmd(
     Example: `nrtool train inr2vec inrs.h5 --out inr2vec.pt --epochs 50`
     """
     from nrtool.inr2vec.models import inr2vec_preset
-    from nrtool.inr2vec.train import TrainSettings, train_inr2vec
+    from nrtool.inr2vec.train import train_inr2vec, train_preset
 
-    settings = TrainSettings(epochs=epochs, batch=batch, lr=lr, queries=queries, seed=seed)
+    settings = train_preset(preset).with_overrides(epochs=epochs, batch=batch, lr=lr, queries=queries, seed=seed)
     report = train_inr2vec(inrs, out, inr2vec_preset(preset), settings, val_path=val, device=device, progress=progress())
     if json_out:
         print_json(report.__dict__)

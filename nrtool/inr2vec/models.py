@@ -101,23 +101,39 @@ class ImplicitDecoder(nn.Module):
 
     Four hidden layers with ReLU; the input (encoded query + embedding) is concatenated again
     into the third layer, a skip that keeps the query's detail available deep in the network.
+
+    The two layers that read the input are stored as one Linear over ``[encoding, embedding]``
+    (plus the hidden state for the skip), as in the paper, but applied in two parts: the
+    embedding's share of the product is the same for all M queries of an INR, so it is computed
+    once per INR and broadcast, instead of once per query on an (B, M, D) copy. Same function,
+    about half the FLOPs per query at the ``tiny`` sizes.
     """
 
     def __init__(self, embedding_dim: int, hidden: int, pe_frequencies: int) -> None:
         super().__init__()
         self.pe_frequencies = pe_frequencies
-        in_width = embedding_dim + 3 + 6 * pe_frequencies
-        self.first = nn.Sequential(nn.Linear(in_width, hidden), nn.ReLU(inplace=True),
-                                   nn.Linear(hidden, hidden), nn.ReLU(inplace=True))
-        self.second = nn.Sequential(nn.Linear(hidden + in_width, hidden), nn.ReLU(inplace=True),
-                                    nn.Linear(hidden, hidden), nn.ReLU(inplace=True))
+        self.encoding_dim = 3 + 6 * pe_frequencies
+        in_width = self.encoding_dim + embedding_dim
+        self.layer1 = nn.Linear(in_width, hidden)
+        self.layer2 = nn.Linear(hidden, hidden)
+        self.layer3 = nn.Linear(hidden + in_width, hidden)  # the skip: [hidden, encoding, embedding]
+        self.layer4 = nn.Linear(hidden, hidden)
         self.out = nn.Linear(hidden, 1)
+
+    @staticmethod
+    def _split_linear(layer: nn.Linear, per_query: torch.Tensor, per_inr: torch.Tensor) -> torch.Tensor:
+        """``layer(cat([per_query, per_inr expanded over queries]))`` without building the copy."""
+        split = per_query.shape[-1]
+        query_part = per_query @ layer.weight[:, :split].T
+        inr_part = per_inr @ layer.weight[:, split:].T + layer.bias  # (B, hidden), once per INR
+        return query_part + inr_part.unsqueeze(1)
 
     def forward(self, embedding: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
         encoded = positional_encoding(queries, self.pe_frequencies)
-        inputs = torch.cat([encoded, embedding.unsqueeze(1).expand(-1, queries.shape[1], -1)], dim=-1)
-        hidden = self.first(inputs)
-        hidden = self.second(torch.cat([hidden, inputs], dim=-1))
+        hidden = torch.relu(self._split_linear(self.layer1, encoded, embedding))
+        hidden = torch.relu(self.layer2(hidden))
+        hidden = torch.relu(self._split_linear(self.layer3, torch.cat([hidden, encoded], dim=-1), embedding))
+        hidden = torch.relu(self.layer4(hidden))
         return self.out(hidden).squeeze(-1)
 
 
