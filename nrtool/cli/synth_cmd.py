@@ -20,6 +20,8 @@ def shapes(
     per_class: int = typer.Option(5, help="Shapes per class."),
     seed: int = typer.Option(0, help="Random seed (same seed, same files)."),
     test_fraction: float = typer.Option(0.25, help="Fraction of each class put in test/."),
+    families: str = typer.Option("", help="Comma-separated families to use as the classes instead of the first --classes "
+                                  "(ellipsoid, box, cylinder, cone, torus, capsule, star_prism, twisted_box, bent_capsule, peanut)."),
 ) -> None:
     """A labelled dataset of watertight procedural meshes in the ModelNet-style layout.
 
@@ -33,6 +35,9 @@ def shapes(
     if not 0 <= test_fraction < 1:
         raise NrtoolError("--test-fraction must be in [0, 1)")
     out.mkdir(parents=True, exist_ok=True)
-    paths = make_shape_dataset(out, classes=classes, per_class=per_class, seed=seed, test_fraction=test_fraction)
+    chosen = [f.strip() for f in families.split(",") if f.strip()]
+    paths = make_shape_dataset(out, classes=classes, per_class=per_class, seed=seed, test_fraction=test_fraction,
+                               families=chosen or None)
+    classes = len(chosen) or classes
     if not OPTIONS.quiet:
         print(f"{out}: {len(paths)} meshes in {classes} classes")

@@ -17,6 +17,8 @@ Output layout (like ModelNet): ``out_dir/CLASS/{train,test}/CLASS_0007.ply``; it
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from collections.abc import Callable
 from pathlib import Path
 
@@ -347,17 +349,20 @@ def make_shape_dataset(
     per_class: int,
     seed: int,
     test_fraction: float = 0.25,
+    families: Sequence[str] | None = None,
 ) -> list[Path]:
     """Write a labelled data set of watertight meshes as ``out_dir/CLASS/{train,test}/*.ply``.
 
     Args:
         out_dir: root folder (created if needed; existing files of the same names are replaced).
-        classes: number of classes (see :func:`class_names`).
+        classes: number of classes (see :func:`class_names`); ignored when ``families`` is given.
         per_class: meshes per class, named ``CLASS_0000.ply`` upwards.
         seed: non-negative seed; the same seed gives byte-identical files.
         test_fraction: share of each class in ``test``: the last ``round(per_class * f)``
             items, at least one (and at least one left for ``train``) when ``0 < f`` and
             ``per_class >= 2``.
+        families: pick these families of :data:`FAMILIES` as the classes instead of the first
+            ``classes`` (e.g. well-separated ones for a test).
 
     Returns:
         The written files, in class then item order.
@@ -368,7 +373,14 @@ def make_shape_dataset(
         raise NrtoolError(f"test fraction must be between 0 and 1, got {test_fraction}")
     if seed < 0:
         raise NrtoolError(f"seed must be non-negative, got {seed}")
-    names = class_names(classes)
+    if families:
+        unknown = [f for f in families if f not in FAMILIES]
+        if unknown:
+            raise NrtoolError(f"unknown shape family {unknown[0]!r}; choose from {', '.join(FAMILIES)}")
+        indices, names = [FAMILIES.index(f) for f in families], list(families)
+    else:
+        names = class_names(classes)
+        indices = list(range(len(names)))
     n_test = int(round(per_class * test_fraction))
     if test_fraction > 0 and per_class >= 2:
         n_test = min(max(n_test, 1), per_class - 1)
@@ -376,7 +388,7 @@ def make_shape_dataset(
 
     out_dir = Path(out_dir)
     written = []
-    for class_index, name in enumerate(names):
+    for class_index, name in zip(indices, names):
         for item in range(per_class):
             split = "test" if item >= per_class - n_test else "train"
             path = out_dir / name / split / f"{name}_{item:04d}.ply"
