@@ -117,6 +117,21 @@ def test_train_val_split_is_stratified_and_seeded() -> None:
     assert val.tolist() == [28, 29, 30]
 
 
+def test_augmented_copies_stay_on_their_shapes_side() -> None:
+    from nrtool.geometry.augment import source_group
+    from nrtool.heads.classifier import train_val_split
+
+    names = [f"{c}{i}" + (f"_aug{k}" if k else "") for c in "ab" for i in range(6) for k in range(3)]
+    labels = np.array([0] * 18 + [1] * 18)
+    groups = [source_group(n) for n in names]
+    assert groups[:3] == ["a0", "a0", "a0"]
+    for seed in range(5):
+        train, val = train_val_split(labels, ["train"] * 36, 0.2, seed, groups)
+        val_shapes = {groups[i] for i in val}
+        assert val_shapes and not val_shapes & {groups[i] for i in train}
+        assert len(val) == 3 * len(val_shapes) and {labels[i] for i in val} == {0, 1}
+
+
 # ---------------------------------------------------------------- retrieval
 
 

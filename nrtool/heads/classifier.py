@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from nrtool.errors import InputFileError, NrtoolError
+from nrtool.geometry.augment import source_group
 from nrtool.progress import Progress, SilentProgress
 
 if TYPE_CHECKING:
@@ -137,14 +138,19 @@ class EmbeddingClassifier(nn.Module):
 
 
 def train_val_split(
-    labels: np.ndarray, splits: Sequence[str | None], val_fraction: float, seed: int
+    labels: np.ndarray, splits: Sequence[str | None], val_fraction: float, seed: int,
+    groups: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Indices of training and validation items.
 
     Items marked ``val`` are the validation set when there are any. Otherwise validation is
-    carved from the train items (split ``train`` or unknown), stratified and seeded:
-    ``max(1, round(val_fraction * n))`` items of each class that has at least 2, so every class
-    keeps at least one training item. ``test`` and unlabelled items are never used.
+    carved from the train items (split ``train`` or unknown), stratified and seeded: about
+    ``max(1, round(val_fraction * n))`` items of each class that has at least 2 groups, so every
+    class keeps training items. ``test`` and unlabelled items are never used.
+
+    ``groups`` keeps items of one group on the same side -- augmented copies of a shape go where
+    the shape goes (see :func:`nrtool.geometry.augment.source_group`); otherwise validation
+    would score copies of shapes the model trained on. By default every item is its own group.
     """
     labels = np.asarray(labels)
     usable = labels >= 0
@@ -152,15 +158,24 @@ def train_val_split(
     is_train = np.array([s in (None, "", "train") for s in splits]) & usable
     if is_val.any() or val_fraction == 0:
         return np.flatnonzero(is_train), np.flatnonzero(is_val)
+    group_of = np.asarray(groups if groups is not None else [str(i) for i in range(len(labels))], dtype=object)
     rng = np.random.default_rng(seed)
     train: list[int] = []
     val: list[int] = []
     for cls in np.unique(labels[is_train]):
         members = np.flatnonzero(is_train & (labels == cls))
-        members = members[rng.permutation(len(members))]
-        take = max(1, round(val_fraction * len(members))) if len(members) >= 2 else 0
-        val += members[:take].tolist()
-        train += members[take:].tolist()
+        names = list(dict.fromkeys(group_of[members].tolist()))
+        names = [names[i] for i in rng.permutation(len(names))]
+        target = max(1, round(val_fraction * len(members))) if len(names) >= 2 else 0
+        chosen: set[str] = set()
+        taken = 0
+        for name in names[:-1]:  # the last group always trains
+            if taken >= target:
+                break
+            chosen.add(name)
+            taken += int(np.sum(group_of[members] == name))
+        for index in members:
+            (val if group_of[index] in chosen else train).append(int(index))
     return np.sort(np.array(train, dtype=np.int64)), np.sort(np.array(val, dtype=np.int64))
 
 
@@ -245,7 +260,8 @@ def train_classifier(
     device = torch.device(device)
     classes = embeddings.classes
     labels = embeddings.labels()
-    train_idx, val_idx = train_val_split(labels, embeddings.splits(), config.val_fraction, config.seed)
+    train_idx, val_idx = train_val_split(labels, embeddings.splits(), config.val_fraction, config.seed,
+                                         groups=[source_group(item.name) for item in embeddings.items])
     if len(classes) < 2:
         raise NrtoolError(f"a classifier needs at least 2 classes among the labelled items, found {len(classes)}")
     if len(train_idx) < 2:

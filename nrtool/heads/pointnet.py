@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from nrtool.errors import InputFileError, NrtoolError
+from nrtool.geometry.augment import source_group
 from nrtool.progress import Progress, SilentProgress
 
 if TYPE_CHECKING:
@@ -289,12 +290,14 @@ def train_pointnet(
     device: torch.device | str = "cpu",
     progress: Progress | None = None,
     splits: Sequence[str | None] | None = None,
+    groups: Sequence[str] | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Train a :class:`PointNet` on ``points`` (N, Q, 3) with class indices ``labels`` (N,).
 
     Each epoch every shape contributes ``min(config.points, Q)`` of its Q points, drawn afresh,
     plus Gaussian jitter of std ``config.jitter``. ``splits`` (default: all 'train') decides
-    which items train and validate as in :func:`~nrtool.heads.classifier.train_val_split`.
+    which items train and validate, and ``groups`` which stay together, as in
+    :func:`~nrtool.heads.classifier.train_val_split`.
     Returns ``(state_dict, history)`` like :func:`~nrtool.heads.classifier.train_classifier`.
     """
     import torch.nn.functional as F
@@ -305,7 +308,7 @@ def train_pointnet(
     device = torch.device(device)
     labels = np.asarray(labels, dtype=np.int64)
     splits = list(splits) if splits is not None else ["train"] * len(labels)
-    train_idx, val_idx = train_val_split(labels, splits, config.val_fraction, config.seed)
+    train_idx, val_idx = train_val_split(labels, splits, config.val_fraction, config.seed, groups)
     num_classes = int(labels.max()) + 1 if len(labels) else 0
     if len(np.unique(labels[labels >= 0])) < 2:
         raise NrtoolError("a PointNet needs at least 2 classes among the labelled items")
@@ -447,7 +450,8 @@ def train_pointnet_file(
     labels = np.array([classes.index(i.class_name) if i.class_name else -1 for i in items], dtype=np.int64)
     empty = empty_items(points)
     labels[empty] = -1  # nothing to learn from a shape that reconstructs to nothing
-    state, history = train_pointnet(points, labels, config, torch_device, progress, splits=[i.split for i in items])
+    state, history = train_pointnet(points, labels, config, torch_device, progress, splits=[i.split for i in items],
+                                    groups=[source_group(i.name) for i in items])
     history["reconstruct_seconds"] = reconstruct_seconds
     extra = {"inrs": {"inputs": provenance([inrs_path]), "architecture": header.spec.to_dict()}}
     save_pointnet(out, state, config, classes, header.field, history, extra)
