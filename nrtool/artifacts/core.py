@@ -12,6 +12,7 @@ import datetime as _dt
 import hashlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -58,6 +59,43 @@ def write_root_attrs(
     handle.attrs["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     handle.attrs["command"] = json.dumps(command if command is not None else sys.argv)
     handle.attrs["inputs"] = json.dumps(inputs or [])
+
+
+def check_output_folder(final: str | os.PathLike[str], force: bool = False) -> Path:
+    """Fail early (before any work) when ``final`` cannot be written; returns its parent."""
+    final = Path(final)
+    parent = final.parent if str(final.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputFileError(final, f"output folder's parent {parent} does not exist")
+    if final.exists() and not final.is_dir():
+        raise InputFileError(final, "exists and is not a folder")
+    if final.is_dir() and any(final.iterdir()) and not force:
+        raise InputFileError(final, "folder exists and is not empty (choose another --out, or pass --force/--overwrite)")
+    return parent
+
+
+@contextlib.contextmanager
+def atomic_folder(final: str | os.PathLike[str], force: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder beside ``final``; on success it replaces ``final``.
+
+    ``final`` must not exist or be an empty folder, unless ``force`` (then the old folder is
+    removed, after the new one is complete). On any error the temporary folder is removed.
+    """
+    final = Path(final)
+    parent = check_output_folder(final, force)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=parent))
+    try:
+        yield tmp
+        if final.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=parent))
+            os.replace(final, old / "replaced")
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -7,18 +7,15 @@ folder beside it, which is renamed onto the final name at the end.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from nrtool.artifacts.core import atomic_folder, check_output_folder
 from nrtool.drape.amass import load_motion, read_amass
-from nrtool.errors import InputFileError, NrtoolError
+from nrtool.errors import NrtoolError
 from nrtool.progress import Progress, SilentProgress
 
 __all__ = ["FORMATS", "atomic_folder", "check_output_folder", "pick_frames", "pose_to_folder"]
@@ -26,43 +23,6 @@ __all__ = ["FORMATS", "atomic_folder", "check_output_folder", "pick_frames", "po
 FORMATS = ("obj", "ply", "h5")
 SHEET_NAME = "contact_sheet.png"
 SEQUENCE_NAME = "body_sequence.h5"
-
-
-def check_output_folder(final: str | os.PathLike[str], force: bool = False) -> Path:
-    """Fail early (before any work) when ``final`` cannot be written; returns its parent."""
-    final = Path(final)
-    parent = final.parent if str(final.parent) else Path(".")
-    if not parent.is_dir():
-        raise InputFileError(final, f"output folder's parent {parent} does not exist")
-    if final.exists() and not final.is_dir():
-        raise InputFileError(final, "exists and is not a folder")
-    if final.is_dir() and any(final.iterdir()) and not force:
-        raise InputFileError(final, "folder exists and is not empty (choose another --out, or pass --force)")
-    return parent
-
-
-@contextlib.contextmanager
-def atomic_folder(final: str | os.PathLike[str], force: bool = False) -> Iterator[Path]:
-    """Yield a temporary folder beside ``final``; on success it replaces ``final``.
-
-    ``final`` must not exist or be an empty folder, unless ``force`` (then the old folder is
-    removed, after the new one is complete). On any error the temporary folder is removed.
-    """
-    final = Path(final)
-    parent = check_output_folder(final, force)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=parent))
-    try:
-        yield tmp
-        if final.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=parent))
-            os.replace(final, old / "replaced")
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def pick_frames(count: int, wanted: int) -> list[int]:

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from nrtool.artifacts.core import atomic_folder, check_output_folder
 from nrtool.errors import InputFileError, NrtoolError
 from nrtool.io.shapes import Shape, ShapeSource, discover_inputs, load_shape, save_mesh, save_points_ply
 from nrtool.progress import Progress, SilentProgress
@@ -103,35 +102,24 @@ def augment_dataset(
     settings.validate()
     progress = progress or SilentProgress()
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise InputFileError(out, "output folder exists and is not empty (pass --overwrite to replace it)")
-    if not out.parent.is_dir():
-        raise InputFileError(out, f"output folder {out.parent} does not exist")
+    check_output_folder(out, force=overwrite)
     sources = [s for s in discover_inputs(inputs) if s.split in (None, "train")]
     if not sources:
         raise NrtoolError("no training shapes to augment (only items under CLASS/train/ or without a split are)")
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     written: list[Path] = []
-    try:
-        with progress.task("augmenting shapes", len(sources), "shapes") as advance:
-            for source in sources:
-                shape = load_shape(source.path)
-                if shape.kind == "voxels":
-                    raise InputFileError(source.path, "voxel grids cannot be augmented (meshes and point clouds only)")
-                folder = staging / _relative_folder(source)
-                folder.mkdir(parents=True, exist_ok=True)
-                stem = Path(source.path).stem
-                for copy in range(1, settings.copies + 1):
-                    rng = _copy_seed(settings, source.name, copy)
-                    vertices = augment_points(shape.points(), settings, rng)
-                    target = folder / f"{stem}_aug{copy}.ply"
-                    _write_copy(shape, vertices, target)
-                    written.append(out / target.relative_to(staging))
-                advance()
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+    with atomic_folder(out, force=overwrite) as staging, \
+            progress.task("augmenting shapes", len(sources), "shapes") as advance:
+        for source in sources:
+            shape = load_shape(source.path)
+            if shape.kind == "voxels":
+                raise InputFileError(source.path, "voxel grids cannot be augmented (meshes and point clouds only)")
+            folder = staging / _relative_folder(source)
+            folder.mkdir(parents=True, exist_ok=True)
+            stem = Path(source.path).stem
+            for copy in range(1, settings.copies + 1):
+                rng = _copy_seed(settings, source.name, copy)
+                target = folder / f"{stem}_aug{copy}.ply"
+                _write_copy(shape, augment_points(shape.points(), settings, rng), target)
+                written.append(out / target.relative_to(staging))
+            advance()
     return written

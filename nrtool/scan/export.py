@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from nrtool.artifacts.scan import ScanData
+from nrtool.artifacts.core import atomic_folder
 from nrtool.errors import InputFileError, NrtoolError
 from nrtool.progress import Progress, SilentProgress
 from nrtool.scan.poses import opencv_to_opengl
@@ -140,8 +140,8 @@ def export_nerf(data: ScanData, out: str | os.PathLike[str], masks: str | os.Pat
     if not frames:
         raise NrtoolError("the scan kept no frames: nothing to export")
     camera = camera_fields(data)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
+    # Built beside `out` and renamed when complete: no half-written dataset folder.
+    with atomic_folder(out, force=overwrite) as tmp:
         with progress.task("exporting frames", len(frames), unit="frames") as advance:
             image_names = _write_images(data, frames, tmp / "images", advance)
         mask_names = _write_masks(data, frames, Path(masks), tmp / "masks") if masks is not None else None
@@ -168,15 +168,5 @@ def export_nerf(data: ScanData, out: str | os.PathLike[str], masks: str | os.Pat
                 frames_json.append(entry)
             (tmp / file_name).write_text(json.dumps({**camera, "frames": frames_json}, indent=2) + "\n")
             files.append(file_name)
-        if out.exists():  # --overwrite (or an empty folder): swap the old one out, then delete it
-            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-            os.replace(out, trash / out.name)
-            os.replace(tmp, out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return {"out": str(out), "frames": len(frames), "files": files, "masks": mask_names is not None,
             "camera_model": camera["camera_model"]}

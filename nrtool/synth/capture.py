@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nrtool.artifacts.core import atomic_folder
 from nrtool.errors import NrtoolError
 from nrtool.scan.board import ChArUcoBoard
 from nrtool.scan.intrinsics import Intrinsics, write_intrinsics
@@ -231,15 +230,8 @@ def make_capture(out: str | os.PathLike[str], config: CaptureConfig = CaptureCon
     if not out.parent.is_dir():
         raise NrtoolError(f"{out}: parent folder {out.parent} does not exist")
     # Built under a temporary name beside `out`, renamed when complete: no half-written capture.
-    final, out = out, Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
-        truth = _write_capture(out, config, workers, on_frame)
-        if final.exists():
-            final.rmdir()  # empty (checked above)
-        os.replace(out, final)
-    finally:
-        if out.exists():
-            shutil.rmtree(out, ignore_errors=True)
+    with atomic_folder(out) as tmp:
+        truth = _write_capture(tmp, config, workers, on_frame)
     return truth
 
 

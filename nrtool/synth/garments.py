@@ -390,7 +390,7 @@ def make_garments(
     Types cycle through :data:`TOP_TYPES` / :data:`BOTTOM_TYPES`; attributes are drawn from
     ``seed`` (item ``i`` depends only on ``(seed, category, i)``).
     """
-    from nrtool.drape.sequence import atomic_folder, check_output_folder
+    from nrtool.artifacts.core import atomic_folder, check_output_folder
     from nrtool.io.shapes import save_mesh
 
     progress = progress or SilentProgress()
