@@ -8,8 +8,12 @@ Sections (``--only`` picks some, comma-separated):
 * ``ground-truth`` seconds per shape for 500k queries: mesh -> sdf, point cloud -> udf.
 * ``quality``      Chamfer / F-score of the 95 PSB test meshes through the real CLI
                    (``nrtool fit-inr`` then ``nrtool reconstruct --metrics``); slow, resumable.
+* ``inr2vec``      classify one INR: inr2vec (encode + classifier) vs PointNet on points
+                   reconstructed from the INR; encode throughput (``bench/inr2vec_bench.py``).
 * ``scan``         frames/s of ChArUco detection + pose (``nrtool scan``) at 1440x1080 with 1 and
                    with all cores, vs the capture's 30 fps (``bench/scan_bench.py``).
+* ``garment``      garment network: encoder ms/garment, decode + MeshUDF at 128^3/256^3 vs plain
+                   marching cubes, held-out Chamfer per preset (``bench/garment_bench.py``).
 
 Run ``make bench`` (all sections) or e.g.
 ``.venv/bin/python bench/run.py --quick --only batched,efficiency --json bench-out/quick.json``.
@@ -49,7 +53,7 @@ PSB = REPO.parent / "shared" / "data" / "psb"
 OUT = REPO / "bench-out"
 NRTOOL = Path(sys.executable).parent / "nrtool"
 
-SECTIONS = ("batched", "efficiency", "ground-truth", "quality", "scan")
+SECTIONS = ("batched", "efficiency", "ground-truth", "quality", "inr2vec", "scan", "garment")
 DEFAULT_PRESETS = {
     "batched": ("tiny", "small"),
     "efficiency": ("tiny", "small", "paper"),
@@ -542,6 +546,16 @@ def bench_quality(bench: Bench) -> None:
             say(f"  {r['field']}/{r['preset']}: no surface for {len(r['failed'])} INR(s): {', '.join(r['failed'][:5])}")
 
 
+def bench_inr2vec(bench: Bench) -> None:
+    """inr2vec vs PointNet-on-reconstructed-points, one INR classified each way (bench/inr2vec_bench.py)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import inr2vec_bench
+
+    heading("inr2vec: classify one INR from its weights vs PointNet on points reconstructed from it")
+    count = 4 if bench.quick else 16
+    bench.record("inr2vec", inr2vec_bench.run(count, say=say, work=OUT, repeats=3 if bench.quick else 5))
+
+
 def bench_scan(bench: Bench) -> None:
     """Frames/s of `nrtool scan` at 1440x1080 with 1 and all cores, vs 30 fps (bench/scan_bench.py)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -552,12 +566,23 @@ def bench_scan(bench: Bench) -> None:
     bench.record("scan", scan_bench.run(frames, say=say, work=OUT))
 
 
+def bench_garment(bench: Bench) -> None:
+    """Encoder latency, decode + MeshUDF vs plain marching cubes, held-out Chamfer (bench/garment_bench.py)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import garment_bench
+
+    heading("garment: DGCNN encoder, UDF decoder + MeshUDF, held-out Chamfer per preset")
+    bench.record("garment", garment_bench.run(bench.quick, train_seconds=bench.args.garment_seconds, say=say, work=OUT))
+
+
 SECTION_FUNCTIONS: dict[str, Callable[[Bench], None]] = {
     "batched": bench_batched,
     "efficiency": bench_efficiency,
     "ground-truth": bench_ground_truth,
     "quality": bench_quality,
+    "inr2vec": bench_inr2vec,
     "scan": bench_scan,
+    "garment": bench_garment,
 }
 
 
@@ -600,6 +625,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="Distinct meshes behind the B INRs of batched/efficiency (default 4, --quick 2).")
     parser.add_argument("--gt-shapes", type=int, default=3, help="ground-truth: shapes to average over (--quick: 1).")
     parser.add_argument("--scan-frames", type=int, default=120, help="scan: 1440x1080 frames to time (--quick: 24).")
+    parser.add_argument("--garment-seconds", type=float, default=None,
+                        help="garment: training budget per preset in seconds (default 300, --quick 45).")
     args = parser.parse_args(argv)
     args.steps = args.steps or (10 if args.quick else 50)
     args.paper_steps = args.paper_steps or (2 if args.quick else 3)

@@ -67,6 +67,7 @@ def _register() -> None:
         augment_cmd,
         body_cmd,
         fit_cmd,
+        garment_cmd,
         heads_cmd,
         info_cmd,
         inr2vec_cmd,
