@@ -143,16 +143,21 @@ def test_decoding_is_deterministic_and_differentiable(data) -> None:
     z = torch.tensor(code, requires_grad=True)
     v = vertices_with_grad(model, z, v1, f1, epsilon=0.02)
     n = torch.as_tensor(vertex_normals(v1, f1), dtype=torch.float32)
-    (grad,) = torch.autograd.grad((v * n).sum(), z)
-    assert torch.isfinite(grad).all() and float(grad.norm()) > 0
     e = torch.randn(32, generator=torch.Generator().manual_seed(0))
     e /= e.norm()
     p = (torch.as_tensor(v1, dtype=torch.float32) + 0.02 * n).requires_grad_(True)
     u0 = model.decoder.udf(torch.as_tensor(code)[None], p[None])[0]
     (du_dx,) = torch.autograd.grad(u0.sum(), p)
     along = (du_dx * n).sum(1)
-    ok = along.abs() > 1e-3
-    h = 1e-2
+    # Only vertices where the UDF clearly changes along the normal: the shift is -du/dz / along,
+    # so a vertex with along ~ 0 dominates (and flips the sign of) any sum over all of them, in
+    # the finite differences and the implicit path alike (seen in CI: -0.188 vs -0.174 over all
+    # vertices, 0.3282 vs 0.3270 over those with |along| > 0.1).
+    ok = along.abs() > 0.1
+    assert int(ok.sum()) > 0.5 * len(v1)
+    (grad,) = torch.autograd.grad((v * n).sum(1)[ok].sum(), z)
+    assert torch.isfinite(grad).all() and float(grad.norm()) > 0
+    h = 1e-3
     with torch.no_grad():
         shifts = [-(model.decoder.udf((torch.as_tensor(code) + sign * h * e)[None], p[None])[0] - u0) / along
                   for sign in (1, -1)]
