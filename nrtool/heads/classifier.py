@@ -513,6 +513,44 @@ def train_classifier_file(
     }
 
 
+def write_and_report(
+    probabilities: np.ndarray,
+    items: Sequence[Any],
+    classes: Sequence[str],
+    model_path: str | os.PathLike[str],
+    source_path: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    plot: str | os.PathLike[str] | None | bool = True,
+    command: list[str] | None = None,
+) -> dict[str, Any]:
+    """Write the ``predictions`` artifact for (N, C) ``probabilities`` of ``items`` and evaluate it.
+
+    Shared by every classifier (embeddings, PointNet). ``plot``: True for the default confusion
+    PNG beside ``out``, a path, or False/None for none; written only when some items have labels
+    the model knows. Returns ``{out, items, <report>, unseen_classes, plot}``.
+    """
+    from nrtool.artifacts.core import provenance
+    from nrtool.artifacts.predictions import Predictions, write_predictions
+
+    predictions = Predictions(
+        predicted=probabilities.argmax(1).astype(np.int64),
+        probabilities=probabilities,
+        items=list(items),
+        classes=list(classes),
+        model=str(Path(model_path).resolve()),
+        embeddings=str(Path(source_path).resolve()),
+    )
+    write_predictions(out, predictions, inputs=provenance([source_path, model_path]), command=command)
+    report = classification_report(predictions.labels(), predictions.predicted, classes)
+    unseen = sorted({i.class_name for i in items if i.class_name and i.class_name not in classes})
+    png: Path | None = None
+    if report["evaluated"] and plot not in (None, False):
+        png = confusion_path(out) if plot is True else Path(plot)
+        confusion_png(report, png, title=Path(out).name)
+    return {"out": str(out), "items": len(items), **report, "unseen_classes": unseen,
+            "plot": str(png) if png else None}
+
+
 def classify_file(
     embeddings_path: str | os.PathLike[str],
     model_path: str | os.PathLike[str],
@@ -527,9 +565,7 @@ def classify_file(
     ``plot``: True for the default PNG beside ``out``, a path, or False/None for none. The PNG is
     written only when some items have labels the model knows.
     """
-    from nrtool.artifacts.core import provenance
     from nrtool.artifacts.embeddings import load_embeddings, select
-    from nrtool.artifacts.predictions import Predictions, write_predictions
     from nrtool.device import resolve_device
 
     torch_device = resolve_device(device)
@@ -544,25 +580,5 @@ def classify_file(
     if not chosen.items:
         raise InputFileError(embeddings_path, f"no items with split {' or '.join(splits)}")
     probabilities = predict_probabilities(classifier, chosen.vectors, torch_device)
-    predictions = Predictions(
-        predicted=probabilities.argmax(1).astype(np.int64),
-        probabilities=probabilities,
-        items=chosen.items,
-        classes=classifier.classes,
-        model=str(Path(model_path).resolve()),
-        embeddings=str(Path(embeddings_path).resolve()),
-    )
-    write_predictions(out, predictions, inputs=provenance([embeddings_path, model_path]), command=command)
-    report = classification_report(predictions.labels(), predictions.predicted, classifier.classes)
-    unseen = sorted({i.class_name for i in chosen.items if i.class_name and i.class_name not in classifier.classes})
-    png: Path | None = None
-    if report["evaluated"] and plot not in (None, False):
-        png = confusion_path(out) if plot is True else Path(plot)
-        confusion_png(report, png, title=Path(out).name)
-    return {
-        "out": str(out),
-        "items": len(chosen.items),
-        **report,
-        "unseen_classes": unseen,
-        "plot": str(png) if png else None,
-    }
+    return write_and_report(probabilities, chosen.items, classifier.classes, model_path, embeddings_path, out, plot,
+                            command)

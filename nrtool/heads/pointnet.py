@@ -30,7 +30,6 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -491,15 +490,9 @@ def classify_points_file(
     The report is :func:`~nrtool.heads.classifier.classification_report`'s plus ``seconds_per_inr``:
     wall time to reconstruct one INR's points and classify them (thesis Tab. C.5).
     """
-    from nrtool.artifacts.core import provenance
     from nrtool.artifacts.inrs import load_inrs
-    from nrtool.artifacts.predictions import Predictions, write_predictions
     from nrtool.device import resolve_device
-    from nrtool.heads.classifier import (
-    classification_report,
-        confusion_path,
-        confusion_png,
-    )
+    from nrtool.heads.classifier import write_and_report
 
     torch_device = resolve_device(device)
     classifier = load_pointnet(model_path, torch_device)
@@ -527,27 +520,8 @@ def classify_points_file(
     if torch_device.type == "cuda":
         torch.cuda.synchronize(torch_device)
     seconds = time.perf_counter() - started
-    predictions = Predictions(
-        predicted=probabilities.argmax(1).astype(np.int64),
-        probabilities=probabilities,
-        items=chosen,
-        classes=classifier.classes,
-        model=str(Path(model_path).resolve()),
-        embeddings=str(Path(inrs_path).resolve()),
-    )
-    write_predictions(out, predictions, inputs=provenance([inrs_path, model_path]), command=command)
-    report = classification_report(predictions.labels(), predictions.predicted, classifier.classes)
-    unseen = sorted({i.class_name for i in chosen if i.class_name and i.class_name not in classifier.classes})
-    png: Path | None = None
-    if report["evaluated"] and plot not in (None, False):
-        png = confusion_path(out) if plot is True else Path(plot)
-        confusion_png(report, png, title=Path(out).name)
     return {
-        "out": str(out),
-        "items": len(chosen),
-        **report,
-        "unseen_classes": unseen,
-        "plot": str(png) if png else None,
+        **write_and_report(probabilities, chosen, classifier.classes, model_path, inrs_path, out, plot, command),
         "points": config.points,
         "device": str(torch_device),
         "seconds": seconds,
