@@ -11,7 +11,8 @@ surface plus Gaussian noise of variance ``eps``, 30 % with variance ``3 eps`` an
 half in the garment's bounding box (padded by ``delta``), half in the whole ``[-1, 1]^3`` cube
 (a deviation from the thesis' "in the garment's box": without it the decoder never learns that
 the rest of the cube is empty, and full-grid decoding meets spurious surfaces); labels are the exact unsigned distances to the mesh and their
-gradients ``(q - closest) / d`` (Open3D ray-casting scene), undefined (masked) on the surface.
+gradients ``(q - closest) / d`` (Open3D ray casting on a CPU, exact brute force in PyTorch on a
+GPU), undefined (masked) on the surface.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from nrtool.errors import InputFileError, NrtoolError
 
@@ -121,24 +123,45 @@ def sample_surface_points(garment: GarmentMesh, count: int, rng: np.random.Gener
 
 
 class Supervision:
-    """Queries and exact UDF labels for a list of garments (one ray-casting scene each)."""
+    """Queries and exact UDF labels for a list of garments.
 
-    def __init__(self, garments: Sequence[GarmentMesh], eps: float = 0.003, pad: float = 0.1) -> None:
-        import open3d as o3d
+    On a CPU the labels come from Open3D ray-casting scenes (a BVH per garment); on a CUDA
+    device from :class:`nrtool.geometry.closest_point.TriangleMesh` (brute force on the GPU), so
+    a GPU training loop does not wait on CPU ray casting and needs no Open3D.
+    """
 
+    def __init__(self, garments: Sequence[GarmentMesh], eps: float = 0.003, pad: float = 0.1,
+                 device: torch.device | str | None = None) -> None:
         self.pad = pad
-        self._o3d = o3d
         self.garments = list(garments)
         self.eps = eps
-        self.scenes = []
-        for g in self.garments:
-            scene = o3d.t.geometry.RaycastingScene()
-            scene.add_triangles(o3d.core.Tensor(g.vertices.astype(np.float32)), o3d.core.Tensor(g.faces.astype(np.uint32)))
-            self.scenes.append(scene)
+        on_gpu = device is not None and torch.device(device).type == "cuda"
+        self.scenes: list[Any] = []
+        if on_gpu:
+            from nrtool.geometry.closest_point import TriangleMesh
+
+            self.scenes = [TriangleMesh(g.vertices, g.faces, device) for g in self.garments]
+            self._closest = self._closest_torch
+        else:
+            import open3d as o3d
+
+            self._o3d = o3d
+            for g in self.garments:
+                scene = o3d.t.geometry.RaycastingScene()
+                scene.add_triangles(o3d.core.Tensor(g.vertices.astype(np.float32)), o3d.core.Tensor(g.faces.astype(np.uint32)))
+                self.scenes.append(scene)
+            self._closest = self._closest_open3d
+
+    def _closest_open3d(self, index: int, queries: np.ndarray) -> np.ndarray:
+        return self.scenes[index].compute_closest_points(self._o3d.core.Tensor(queries.astype(np.float32)))["points"].numpy()
+
+    def _closest_torch(self, index: int, queries: np.ndarray) -> np.ndarray:
+        closest, _ = self.scenes[index].closest_points(torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32)))
+        return closest.cpu().numpy()
 
     def labels(self, index: int, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Unsigned distances (M,) and unit gradients (M, 3) (zero where the distance is ~0)."""
-        closest = self.scenes[index].compute_closest_points(self._o3d.core.Tensor(queries.astype(np.float32)))["points"].numpy()
+        closest = self._closest(index, queries)
         diff = queries - closest
         dist = np.linalg.norm(diff, axis=1)
         grad = np.where(dist[:, None] > 1e-5, diff / np.maximum(dist[:, None], 1e-12), 0.0)

@@ -28,7 +28,7 @@ def decode_mesh(model: GarmentNet, code: torch.Tensor | np.ndarray, resolution: 
                            dtype=torch.float32, device=device).reshape(-1)
     model.eval()
     result = mesh_udf(model.udf_fn(code), resolution + 1, bound=1.0, max_distance=model.config.delta, chunk=chunk,
-                      face_threshold=face_threshold)
+                      face_threshold=face_threshold, device=device)
     return drop_small_components(result.vertices, result.faces, min_piece)
 
 

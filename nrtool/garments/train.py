@@ -179,7 +179,7 @@ def train_garment(
     train_rows, val_rows = _split(garments, settings.val_items, settings.seed)
     train_set = [garments[i] for i in train_rows]
     val_set = [garments[i] for i in val_rows]
-    supervision = Supervision(train_set, config.eps, config.delta)
+    supervision = Supervision(train_set, config.eps, config.delta, torch_device)
 
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
