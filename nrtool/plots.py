@@ -11,13 +11,16 @@ import numpy as np
 
 def save_figure(fig: Any, png: str | os.PathLike[str], dpi: int = 110) -> None:
     """Write a matplotlib figure as PNG atomically (a reader never sees half a file) and close it."""
+    import io
+
     import matplotlib.pyplot as plt
 
-    png = Path(png)
-    tmp = png.with_name(f".{png.name}.tmp.png")
-    fig.savefig(tmp, dpi=dpi)
+    from nrtool.artifacts.core import atomic_write_bytes
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
     plt.close(fig)
-    os.replace(tmp, png)
+    atomic_write_bytes(png, buffer.getvalue())
 
 
 #: Points drawn per shape in a preview (enough to read the shape, few enough to stay fast).

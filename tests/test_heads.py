@@ -195,6 +195,28 @@ def test_retrieve_png_grid(tmp_path: Path) -> None:
     assert_clean_failure(run_nrtool("retrieve", emb, "--png", missing_folder, check=False), "nowhere")
 
 
+def test_retrieve_png_grid_reuses_the_scored_neighbour_search(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nrtool.heads import retrieval
+
+    emb = make_embeddings(tmp_path / "emb.h5")
+    searches = []
+    search = retrieval.nearest_neighbours
+
+    def counted(*args: object, **kwargs: object) -> tuple[np.ndarray, np.ndarray]:
+        searches.append(args[2] if len(args) > 2 else kwargs["k"])
+        return search(*args, **kwargs)
+
+    monkeypatch.setattr(retrieval, "nearest_neighbours", counted)
+    result = retrieval.retrieve_files(emb, ks=(1, 4), splits=["test"], gallery_path=emb, gallery_splits=["train"],
+                                      png=tmp_path / "grid.png", png_rows=3)
+    assert searches == [4] and (tmp_path / "grid.png").stat().st_size > 0  # one search, for mAP@1, mAP@4 and the grid
+    from nrtool.artifacts.embeddings import load_embeddings, select
+
+    query, gallery = (select(load_embeddings(emb), [split]) for split in ("test", "train"))
+    scores = retrieval.retrieval_map(query, gallery, [1, 4])
+    assert (result["map@1"], result["map@4"]) == (scores[1], scores[4])
+
+
 # ---------------------------------------------------------------- bad input
 
 

@@ -322,6 +322,28 @@ def test_save_mesh_rejects_unknown_extension(tmp_path: Path) -> None:
     assert not list(tmp_path.iterdir())
 
 
+def test_atomic_write_bytes_replaces_whole_files_and_leaves_no_temporary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from nrtool.artifacts.core import atomic_write_bytes
+
+    target = tmp_path / "new" / "code.npy"
+    atomic_write_bytes(target, b"first")  # the missing folder is made, as the shape writers always did
+    atomic_write_bytes(str(target), b"second")
+    assert target.read_bytes() == b"second" and [p.name for p in target.parent.iterdir()] == ["code.npy"]
+    ordinary = tmp_path / "ordinary"
+    ordinary.write_bytes(b"")
+    assert target.stat().st_mode & 0o777 == ordinary.stat().st_mode & 0o777  # not mkstemp's private 0o600
+
+    def fail(*args: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write_bytes(target, b"third")
+    assert target.read_bytes() == b"second" and [p.name for p in target.parent.iterdir()] == ["code.npy"]
+
+
 def test_atomic_save_leaves_no_temporary_files(tmp_path: Path) -> None:
     vertices, faces = octahedron()
     save_mesh(tmp_path / "sub" / "m.ply", vertices, faces)

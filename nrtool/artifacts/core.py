@@ -12,6 +12,7 @@ import datetime as _dt
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -118,6 +119,35 @@ def atomic_output(final: str | os.PathLike[str], suffix: str = ".h5") -> Iterato
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``.
+
+    The one atomic writer for single files whose bytes are in memory (shapes, ``.npy`` codes,
+    JSON, PNG): a crash leaves either the old file or the new one, never a partial file under
+    the final name, and a failed write removes the temporary file. Missing parent folders are
+    created. The temporary file is created with mode 0o666 (minus umask), so the result gets the
+    same permissions as an ordinarily written file (mkstemp would make it private, 0o600). For
+    files a library writes by path (HDF5, ``torch.save``) use :func:`atomic_output`.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            fd = os.open(tmp, flags, 0o666)
+            break
+        except FileExistsError:
+            continue
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def open_artifact(path: str | os.PathLike[str], kinds: str | Iterable[str] | None = None) -> h5py.File:
@@ -277,6 +307,7 @@ __all__ = [
     "STR_DTYPE",
     "NrtoolError",
     "atomic_output",
+    "atomic_write_bytes",
     "describe",
     "open_artifact",
     "provenance",

@@ -44,6 +44,7 @@ import numpy as np
 from nrtool.artifacts.core import (
     ItemInfo,
     atomic_output,
+    atomic_write_bytes,
     open_artifact,
     read_item_table,
     write_item_table,
@@ -200,9 +201,7 @@ class PartsStore:
 
     def start(self, settings: dict[str, Any]) -> None:
         self.folder.mkdir(exist_ok=True)
-        tmp = self.settings_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(settings, indent=1, sort_keys=True))
-        os.replace(tmp, self.settings_file)
+        atomic_write_bytes(self.settings_file, json.dumps(settings, indent=1, sort_keys=True).encode())
 
     def save_batch(self, items: Sequence[InrItem]) -> None:
         first = min(item.source_index for item in items)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from nrtool.artifacts.core import ItemInfo, provenance, sha256_file
+from nrtool.artifacts.core import ItemInfo, atomic_write_bytes, provenance, sha256_file
 from nrtool.artifacts.garment_codes import GarmentCodes, load_codes_any, write_garment_codes
 from nrtool.errors import InputFileError, NrtoolError
 from nrtool.progress import Progress, SilentProgress
@@ -93,11 +93,9 @@ def encode_garments(
     if npy is not None:
         import io
 
-        from nrtool.io.shapes import _atomic_write_bytes  # the same atomic rename as shape files
-
         buffer = io.BytesIO()
         np.save(buffer, codes[0])
-        _atomic_write_bytes(Path(npy), buffer.getvalue())
+        atomic_write_bytes(npy, buffer.getvalue())
     if out is not None:
         write_garment_codes(out, result, inputs=provenance([model_path]), command=command)
     if sheet is not None:

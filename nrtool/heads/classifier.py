@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -303,6 +303,69 @@ def train_classifier(
 # ---------------------------------------------------------------- checkpoints
 
 
+def save_head(
+    path: str | os.PathLike[str],
+    fmt: str,
+    version: int,
+    config: Any,
+    classes: Sequence[str],
+    fields: dict[str, Any],
+    state_dict: dict[str, torch.Tensor],
+    history: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Write a classification head's checkpoint atomically (plain types + tensors only: loads with
+    weights_only=True): ``{format, version, config, classes, **fields, state_dict, history, **extra}``.
+
+    ``fields`` are what the model needs besides its config and classes (the classifier's input
+    ``dim``, PointNet's INR ``field``); ``extra`` records what it was trained on.
+    """
+    from nrtool.checkpoints import save_checkpoint
+
+    save_checkpoint(path, fmt, version, {
+        "config": config.to_dict(),
+        "classes": list(classes),
+        **fields,
+        "state_dict": state_dict,
+        "history": history,
+        **(extra or {}),
+    })
+
+
+def load_head(
+    path: str | os.PathLike[str],
+    fmt: str,
+    version: int,
+    what: str,
+    made_by: str,
+    config_type: Any,
+    fields: dict[str, Callable[[Any], Any]],
+    build: Callable[..., nn.Module],
+    device: torch.device | str,
+) -> tuple[nn.Module, Any, list[str], dict[str, Any], dict[str, Any]]:
+    """Read a checkpoint written by :func:`save_head`: ``(model, config, classes, fields, history)``.
+
+    ``fields`` maps each further key the model needs to its type (``{"dim": int}``);
+    ``build(config, classes, **fields)`` makes the untrained model, which gets the stored weights
+    and is returned in eval mode on ``device``. ``what`` and ``made_by`` name the model and the
+    command that writes it in the one-line errors, which name the file (also for contents that
+    do not fit the model: a missing key, wrong tensor shapes).
+    """
+    from nrtool.checkpoints import damaged, load_checkpoint
+
+    data = load_checkpoint(path, fmt, version, what, made_by)
+    try:
+        config = config_type.from_dict(data["config"])
+        classes = [str(c) for c in data["classes"]]
+        values = {key: convert(data[key]) for key, convert in fields.items()}
+        model = build(config, classes, **values)
+        model.load_state_dict(data["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise damaged(path, what, exc) from exc
+    model.to(device).eval()
+    return model, config, classes, values, dict(data.get("history", {}))
+
+
 @dataclass
 class Classifier:
     """A loaded checkpoint: the model (in eval mode) and what it was trained on."""
@@ -325,33 +388,20 @@ def save_classifier(
     extra: dict[str, Any] | None = None,
 ) -> None:
     """Write a checkpoint atomically (plain types + tensors only: loads with weights_only=True)."""
-    from nrtool.checkpoints import save_checkpoint
-
-    save_checkpoint(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, {
-        "config": config.to_dict(),
-        "classes": list(classes),
-        "dim": int(dim),
-        "state_dict": state_dict,
-        "history": history,
-        **(extra or {}),
-    })
+    save_head(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, config, classes, {"dim": int(dim)}, state_dict, history, extra)
 
 
 def load_classifier(path: str | os.PathLike[str], device: torch.device | str = "cpu") -> Classifier:
     """Load a checkpoint written by :func:`save_classifier` (one-line error naming the file)."""
-    from nrtool.checkpoints import damaged, load_checkpoint
 
-    data = load_checkpoint(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, "classifier", "nrtool train classifier")
-    try:
-        config = ClassifierConfig.from_dict(data["config"])
-        classes = [str(c) for c in data["classes"]]
-        dim = int(data["dim"])
-        model = EmbeddingClassifier(dim, len(classes), config.hidden)
-        model.load_state_dict(data["state_dict"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise damaged(path, "classifier", exc) from exc
-    model.to(device).eval()
-    return Classifier(model, config, classes, dim, dict(data.get("history", {})), str(path))
+    def build(config: ClassifierConfig, classes: list[str], dim: int) -> nn.Module:
+        return EmbeddingClassifier(dim, len(classes), config.hidden)
+
+    model, config, classes, fields, history = load_head(
+        path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, "classifier", "nrtool train classifier", ClassifierConfig,
+        {"dim": int}, build, device,
+    )
+    return Classifier(model, config, classes, fields["dim"], history, str(path))
 
 
 def predict_probabilities(

@@ -377,33 +377,24 @@ def save_pointnet(
     extra: dict[str, Any] | None = None,
 ) -> None:
     """Write a checkpoint atomically (plain types + tensors only: loads with weights_only=True)."""
-    from nrtool.checkpoints import save_checkpoint
+    from nrtool.heads.classifier import save_head
 
-    save_checkpoint(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, {
-        "config": config.to_dict(),
-        "classes": list(classes),
-        "field": str(field_name),
-        "state_dict": state_dict,
-        "history": history,
-        **(extra or {}),
-    })
+    save_head(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, config, classes, {"field": str(field_name)}, state_dict,
+              history, extra)
 
 
 def load_pointnet(path: str | os.PathLike[str], device: torch.device | str = "cpu") -> PointNetClassifier:
     """Load a checkpoint written by :func:`save_pointnet` (one-line error naming the file)."""
-    from nrtool.checkpoints import damaged, load_checkpoint
+    from nrtool.heads.classifier import load_head
 
-    data = load_checkpoint(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, "PointNet", "nrtool train pointnet")
-    try:
-        config = PointNetConfig.from_dict(data["config"])
-        classes = [str(c) for c in data["classes"]]
-        model = PointNet(len(classes), config.widths, config.head, config.dropout)
-        model.load_state_dict(data["state_dict"])
-        field_name = str(data["field"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise damaged(path, "PointNet", exc) from exc
-    model.to(device).eval()
-    return PointNetClassifier(model, config, classes, field_name, dict(data.get("history", {})), str(path))
+    def build(config: PointNetConfig, classes: list[str], field: str) -> nn.Module:
+        return PointNet(len(classes), config.widths, config.head, config.dropout)
+
+    model, config, classes, fields, history = load_head(
+        path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, "PointNet", "nrtool train pointnet", PointNetConfig,
+        {"field": str}, build, device,
+    )
+    return PointNetClassifier(model, config, classes, fields["field"], history, str(path))
 
 
 def classify_points(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -67,16 +68,26 @@ def nearest_neighbours(
     return indices, distances
 
 
-def map_at_k(
+@dataclass
+class Retrieval:
+    """mAP@k scores and the neighbour search they were computed from (reused by the PNG grid)."""
+
+    scores: dict[int, float]  # mAP@k for each k
+    indices: np.ndarray  # (Q, max k) gallery rows, closest first (see nearest_neighbours)
+    distances: np.ndarray  # (Q, max k) L2 distances to them
+
+
+def retrieve_vectors(
     query_vectors: np.ndarray,
     query_labels: Sequence[Any],
     gallery_vectors: np.ndarray,
     gallery_labels: Sequence[Any],
     ks: Sequence[int],
     same_set: bool = False,
-) -> dict[int, float]:
-    """mAP@k for each ``k``: mean over queries of the fraction of the k nearest sharing its label.
+) -> Retrieval:
+    """One ``max(ks)``-nearest-neighbour search, scored as mAP@k for each ``k``.
 
+    mAP@k is the mean over queries of the fraction of the k nearest sharing the query's label.
     Labels are compared with ``==`` (class names or indices from one shared list). With
     ``same_set`` the query set is the gallery and each query's own row is excluded.
     """
@@ -87,11 +98,23 @@ def map_at_k(
         raise NrtoolError("no labelled query items")
     query_labels = np.asarray(query_labels)
     gallery_labels = np.asarray(gallery_labels)
-    indices, _ = nearest_neighbours(query_vectors, gallery_vectors, max(ks), exclude_self=same_set)
+    indices, distances = nearest_neighbours(query_vectors, gallery_vectors, max(ks), exclude_self=same_set)
     agree = gallery_labels[indices] == query_labels[:, None]  # (Q, kmax)
     # Cumulative hits give precision@k for every k from one neighbour search.
     hits = np.cumsum(agree, axis=1)
-    return {k: float((hits[:, k - 1] / k).mean()) for k in ks}
+    return Retrieval({k: float((hits[:, k - 1] / k).mean()) for k in ks}, indices, distances)
+
+
+def map_at_k(
+    query_vectors: np.ndarray,
+    query_labels: Sequence[Any],
+    gallery_vectors: np.ndarray,
+    gallery_labels: Sequence[Any],
+    ks: Sequence[int],
+    same_set: bool = False,
+) -> dict[int, float]:
+    """mAP@k for each ``k``: the scores of :func:`retrieve_vectors`."""
+    return retrieve_vectors(query_vectors, query_labels, gallery_vectors, gallery_labels, ks, same_set).scores
 
 
 def _labelled(embeddings: Embeddings) -> tuple[np.ndarray, np.ndarray]:
@@ -100,16 +123,17 @@ def _labelled(embeddings: Embeddings) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(embeddings.vectors)[keep], names
 
 
-def retrieval_map(
+def retrieve_embeddings(
     query: Embeddings,
     gallery: Embeddings | None,
     ks: Sequence[int],
     same_set: bool | None = None,
-) -> dict[int, float]:
-    """mAP@k of ``query`` items against ``gallery`` (the query set itself when ``None``).
+) -> Retrieval:
+    """:func:`retrieve_vectors` of ``query`` items against ``gallery`` (the query set itself when ``None``).
 
     ``same_set`` defaults to ``gallery is None or gallery is query``: each query then retrieves
-    from the others only. Unlabelled items are left out on both sides.
+    from the others only. Unlabelled items are left out on both sides, so the neighbour indices
+    count labelled items only.
     """
     if same_set is None:
         same_set = gallery is None or gallery is query
@@ -124,7 +148,17 @@ def retrieval_map(
         raise NrtoolError(
             f"query embeddings are {query_vectors.shape[1]}-d but gallery ones {gallery_vectors.shape[1]}-d"
         )
-    return map_at_k(query_vectors, query_names, gallery_vectors, gallery_names, ks, same_set=same_set)
+    return retrieve_vectors(query_vectors, query_names, gallery_vectors, gallery_names, ks, same_set=same_set)
+
+
+def retrieval_map(
+    query: Embeddings,
+    gallery: Embeddings | None,
+    ks: Sequence[int],
+    same_set: bool | None = None,
+) -> dict[int, float]:
+    """mAP@k of ``query`` items against ``gallery``: the scores of :func:`retrieve_embeddings`."""
+    return retrieve_embeddings(query, gallery, ks, same_set).scores
 
 
 def retrieve_files(
@@ -169,11 +203,11 @@ def retrieve_files(
         raise InputFileError(where, f"k={max(too_big)} exceeds the {available} gallery neighbours available per query")
     if any(k < 1 for k in ks):
         raise NrtoolError(f"k must be at least 1, got {min(ks)}")
-    scores = retrieval_map(query, gallery, ks, same_set=same_set)
+    retrieval = retrieve_embeddings(query, gallery, ks, same_set=same_set)
     if png is not None:
-        retrieval_grid(query, gallery, max(ks), png, rows=png_rows, same_set=same_set)
+        retrieval_grid(query, gallery, max(ks), png, rows=png_rows, same_set=same_set, neighbours=retrieval)
     return {
-        **{f"map@{k}": value for k, value in scores.items()},
+        **{f"map@{k}": value for k, value in retrieval.scores.items()},
         "queries": labelled,
         "gallery": gallery_size,
         "same_set": same_set,
@@ -200,9 +234,14 @@ def retrieval_grid(
     png: str | os.PathLike[str],
     rows: int = 6,
     same_set: bool = False,
+    neighbours: Retrieval | None = None,
 ) -> None:
     """PNG: each row a query shape and its ``k`` nearest gallery shapes, framed green when the
-    neighbour's class matches and red when not. Shapes are drawn from their source files."""
+    neighbour's class matches and red when not. Shapes are drawn from their source files.
+
+    ``neighbours``: the :func:`retrieve_embeddings` result of the same query, gallery and
+    ``same_set`` with at least ``k`` neighbours, so the search is not run again.
+    """
     from nrtool.plots import shape_grid
 
     keep_q = [i for i, item in enumerate(query.items) if item.class_name is not None]
@@ -210,7 +249,12 @@ def retrieval_grid(
     q_vectors, q_names = _labelled(query)
     g_vectors, g_names = (q_vectors, q_names) if same_set else _labelled(gallery)
     chosen = _grid_queries(q_names, rows)
-    indices, distances = nearest_neighbours(q_vectors, g_vectors, k, exclude_self=same_set)
+    if neighbours is None:
+        indices, distances = nearest_neighbours(q_vectors, g_vectors, k, exclude_self=same_set)
+    elif neighbours.indices.shape[1] < k:
+        raise NrtoolError(f"the neighbours given hold {neighbours.indices.shape[1]} per query, the grid needs {k}")
+    else:
+        indices, distances = neighbours.indices[:, :k], neighbours.distances[:, :k]
     cells: list[list[tuple[str, str, bool | None]]] = []
     for row in chosen:
         q_item = query.items[keep_q[row]]

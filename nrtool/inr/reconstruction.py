@@ -179,7 +179,7 @@ def _claim_folder(folder: Path, inrs_path: str | os.PathLike[str], settings: Rec
     Files already written by an interrupted run with the same INRs and settings are reused;
     a folder written with other settings is refused unless ``overwrite``.
     """
-    from nrtool.artifacts.core import sha256_file
+    from nrtool.artifacts.core import atomic_write_bytes, sha256_file
 
     wanted = {
         "inrs_sha256": sha256_file(inrs_path),
@@ -196,9 +196,7 @@ def _claim_folder(folder: Path, inrs_path: str | os.PathLike[str], settings: Rec
             raise InputFileError(folder, "holds reconstructions of other INRs or settings; "
                                  "pass --overwrite to replace them, or choose another --out")
         reuse = found == wanted
-    tmp = manifest.with_name(MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(wanted, indent=1))
-    os.replace(tmp, manifest)
+    atomic_write_bytes(manifest, json.dumps(wanted, indent=1).encode())
     return reuse
 
 

@@ -21,7 +21,6 @@ CLI can import it at start-up without slowing ``nrtool --help``.
 from __future__ import annotations
 
 import os
-import secrets
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -561,7 +560,9 @@ def save_binvox(
         f"scale {float(scale)!r}\n"
         "data\n"
     ).encode("ascii")
-    _atomic_write_bytes(Path(path), header + body)
+    from nrtool.artifacts.core import atomic_write_bytes
+
+    atomic_write_bytes(path, header + body)
 
 
 def _run_lengths(flat: np.ndarray, max_run: int) -> tuple[np.ndarray, np.ndarray]:
@@ -581,31 +582,8 @@ def _run_lengths(flat: np.ndarray, max_run: int) -> tuple[np.ndarray, np.ndarray
 # --------------------------------------------------------------------------------------------
 # Writing
 # --------------------------------------------------------------------------------------------
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``.
-
-    A crash leaves either the old file or the new one, never a partial file under the final
-    name. The temporary file is created with mode 0o666 (minus umask), so the result gets the
-    same permissions as an ordinarily written file (mkstemp would make it private, 0o600).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    while True:
-        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
-        try:
-            fd = os.open(tmp, flags, 0o666)
-            break
-        except FileExistsError:
-            continue
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+# Every writer renames a complete temporary file into place (artifacts.core.atomic_write_bytes),
+# imported inside the writers so that importing this module does not import h5py.
 
 
 def _ply_bytes(vertices: np.ndarray, faces: np.ndarray | None) -> bytes:
@@ -642,8 +620,10 @@ def _check_write_vertices(points: np.ndarray, what: str) -> np.ndarray:
 
 def save_points_ply(path: PathLike, points: np.ndarray) -> None:
     """Write an ``(N, 3)`` point cloud as binary PLY (float32 coordinates), atomically."""
+    from nrtool.artifacts.core import atomic_write_bytes
+
     points = _check_write_vertices(points, "points")
-    _atomic_write_bytes(Path(path), _ply_bytes(points, None))
+    atomic_write_bytes(path, _ply_bytes(points, None))
 
 
 def save_mesh(path: PathLike, vertices: np.ndarray, faces: np.ndarray) -> None:
@@ -677,7 +657,9 @@ def save_mesh(path: PathLike, vertices: np.ndarray, faces: np.ndarray) -> None:
         mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=False)
         exported = mesh.export(file_type=ext[1:])
         data = exported.encode("utf-8") if isinstance(exported, str) else bytes(exported)
-    _atomic_write_bytes(p, data)
+    from nrtool.artifacts.core import atomic_write_bytes
+
+    atomic_write_bytes(p, data)
 
 
 # --------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nrtool.artifacts.core import atomic_folder
+from nrtool.artifacts.core import atomic_folder, atomic_write_bytes
 from nrtool.errors import NrtoolError
 from nrtool.scan.board import ChArUcoBoard
 from nrtool.scan.intrinsics import Intrinsics, write_intrinsics
@@ -283,7 +283,5 @@ def _write_capture(out: Path, config: CaptureConfig, workers: int | None, on_fra
             for i, f in enumerate(frames)
         ],
     }
-    tmp = out / ".ground_truth.json.tmp"
-    tmp.write_text(json.dumps(truth, indent=1) + "\n")
-    os.replace(tmp, out / "ground_truth.json")
+    atomic_write_bytes(out / "ground_truth.json", (json.dumps(truth, indent=1) + "\n").encode())
     return truth
