@@ -572,7 +572,8 @@ def bench_garment(bench: Bench) -> None:
     import garment_bench
 
     heading("garment: DGCNN encoder, UDF decoder + MeshUDF, held-out Chamfer per preset")
-    bench.record("garment", garment_bench.run(bench.quick, train_seconds=bench.args.garment_seconds, say=say, work=OUT))
+    bench.record("garment", garment_bench.run(bench.quick, train_seconds=bench.args.garment_seconds, say=say, work=OUT,
+                                              device=str(bench.device), data=OUT / "garment-data"))
 
 
 SECTION_FUNCTIONS: dict[str, Callable[[Bench], None]] = {

@@ -135,16 +135,19 @@ class Supervision:
         self.pad = pad
         self.garments = list(garments)
         self.eps = eps
-        on_gpu = device is not None and torch.device(device).type == "cuda"
         self.scenes: list[Any] = []
-        if on_gpu:
+        o3d = None
+        if device is None or torch.device(device).type != "cuda":
+            try:
+                import open3d as o3d
+            except ImportError:  # a CPU machine without Open3D: same labels, slower
+                device = device or "cpu"
+        if o3d is None:
             from nrtool.geometry.closest_point import TriangleMesh
 
             self.scenes = [TriangleMesh(g.vertices, g.faces, device) for g in self.garments]
             self._closest = self._closest_torch
         else:
-            import open3d as o3d
-
             self._o3d = o3d
             for g in self.garments:
                 scene = o3d.t.geometry.RaycastingScene()
