@@ -9,7 +9,7 @@ import typer
 
 from nrtool.cli.common import OPTIONS, argv, print_json, progress
 from nrtool.cli.main import app
-from nrtool.cli.train_group import train_app
+from nrtool.cli.train_group import RESTART_OPTION, note_resumed, train_app
 
 garment_app = typer.Typer(
     help="Garment codes: encode garment meshes, decode codes into open meshes (MeshUDF), sample, interpolate, edit.",
@@ -24,7 +24,11 @@ FORCE_OPTION = typer.Option(False, "--force", help="Replace a non-empty --out fo
 JSON_OPTION = typer.Option(False, "--json", help="Print a JSON summary.")
 
 
-def _summary(out: Path, results: list, what: str) -> None:
+def _print_results(out: Path, results: list, what: str, json_out: bool) -> None:
+    """The decoded garments as JSON, or a note naming any without a surface and one summary line."""
+    if json_out:
+        print_json([r.__dict__ for r in results])
+        return
     empty = [r.name for r in results if r.path is None]
     if empty:
         from nrtool.cli.common import note
@@ -44,16 +48,19 @@ def train_garment_cmd(
     val: Optional[int] = typer.Option(None, "--val", help="Garments held out for validation (default 10%, at least 1)."),
     val_every: int = typer.Option(10, help="Epochs between validations (Chamfer of decoded meshes)."),
     val_resolution: int = typer.Option(48, help="MeshUDF grid cells of the validation meshes."),
-    time_limit: Optional[float] = typer.Option(None, help="Stop after this many seconds (validating once more)."),
+    time_limit: Optional[float] = typer.Option(None, help="Stop after this many seconds of this run (validating once more)."),
     points: Optional[int] = typer.Option(None, help="Override: surface points per garment for the encoder."),
     queries: Optional[int] = typer.Option(None, help="Override: supervision queries per garment per step."),
     batch: Optional[int] = typer.Option(None, help="Override: garments per step."),
     lr: Optional[float] = typer.Option(None, help="Override: Adam learning rate."),
     seed: int = typer.Option(0, help="Seed of initialisation, split and sampling."),
     device: str = DEVICE_OPTION,
+    restart: bool = RESTART_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Train the garment encoder (DGCNN) and UDF decoder on one category of garments.
+
+    An interrupted run resumes when the same command is run again (state in OUT.partial).
 
     Example: `nrtool train garment garments/ --category top --out top.pt --preset tiny --epochs 200`
     """
@@ -63,7 +70,9 @@ def train_garment_cmd(
     config = garment_preset(preset, points=points, queries=queries, batch=batch, lr=lr)
     settings = TrainSettings(epochs=epochs, val_items=val, val_every=val_every, val_resolution=val_resolution,
                              time_limit=time_limit, seed=seed)
-    report = train_garment(list(inputs), out, config, settings, category=category, device=device, progress=progress())
+    report = train_garment(list(inputs), out, config, settings, category=category, device=device, progress=progress(),
+                           restart=restart)
+    note_resumed(report.resumed_from_epoch)
     if json_out:
         print_json(report.__dict__)
     elif not OPTIONS.quiet:
@@ -118,10 +127,7 @@ def decode_cmd(
     from nrtool.garments.codes import decode_codes
 
     results = decode_codes(codes, model, out, name, resolution, normalised, sheet, fmt, force, device, progress(), argv())
-    if json_out:
-        print_json([r.__dict__ for r in results])
-    else:
-        _summary(out, results, "garments")
+    _print_results(out, results, "garments", json_out)
 
 
 @garment_app.command("sample")
@@ -143,10 +149,7 @@ def sample_cmd(
     from nrtool.garments.codes import sample_garments
 
     results = sample_garments(model, count, out, seed, spread, resolution, True, force, device, progress(), argv())
-    if json_out:
-        print_json([r.__dict__ for r in results])
-    else:
-        _summary(out, results, "samples")
+    _print_results(out, results, "samples", json_out)
 
 
 @garment_app.command("interpolate")
@@ -169,10 +172,7 @@ def interpolate_cmd(
     from nrtool.garments.codes import interpolate_garments
 
     results = interpolate_garments(codes, model, start, end, steps, out, resolution, force, device, progress(), argv())
-    if json_out:
-        print_json([r.__dict__ for r in results])
-    else:
-        _summary(out, results, "interpolated garments")
+    _print_results(out, results, "interpolated garments", json_out)
 
 
 @garment_app.command("edit")
@@ -222,4 +222,4 @@ def edit_cmd(
         if not OPTIONS.quiet:
             print(f"{attribute}: direction from {direction.labelled} labelled codes (regressor accuracy {direction.accuracy:.2f}, "
                   f"{len(direction.kept_dims)} of {len(direction.direction)} dimensions kept)")
-        _summary(out, results, "edited garments")
+        _print_results(out, results, "edited garments", json_out=False)

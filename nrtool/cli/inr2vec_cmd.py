@@ -9,7 +9,7 @@ import typer
 
 from nrtool.cli.common import OPTIONS, argv, print_json, progress
 from nrtool.cli.main import app
-from nrtool.cli.train_group import train_app
+from nrtool.cli.train_group import RESTART_OPTION, note_resumed, train_app
 
 
 @train_app.command("inr2vec")
@@ -24,9 +24,12 @@ def train_inr2vec_cmd(
     queries: Optional[int] = typer.Option(None, help="Override: queries per INR per step, half near the INR's surface (tiny 1000, small 2000, paper 4000)."),
     seed: int = typer.Option(0, help="Seed of initialisation, batching and query sampling."),
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
+    restart: bool = RESTART_OPTION,
     json_out: bool = typer.Option(False, "--json", help="Print the training summary as JSON."),
 ) -> None:
     """Train the inr2vec encoder + implicit decoder on INRs' weights.
+
+    An interrupted run resumes when the same command is run again (state in OUT.partial).
 
     Example: `nrtool train inr2vec inrs.h5 --out inr2vec.pt --epochs 50`
     """
@@ -34,7 +37,9 @@ def train_inr2vec_cmd(
     from nrtool.inr2vec.train import train_inr2vec, train_preset
 
     settings = train_preset(preset).with_overrides(epochs=epochs, batch=batch, lr=lr, queries=queries, seed=seed)
-    report = train_inr2vec(inrs, out, inr2vec_preset(preset), settings, val_path=val, device=device, progress=progress())
+    report = train_inr2vec(inrs, out, inr2vec_preset(preset), settings, val_path=val, device=device, progress=progress(),
+                           restart=restart)
+    note_resumed(report.resumed_from_epoch)
     if json_out:
         print_json(report.__dict__)
     elif not OPTIONS.quiet:

@@ -16,19 +16,19 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from nrtool.errors import InputFileError, NrtoolError
+from nrtool.errors import NrtoolError
 from nrtool.garments.config import GarmentConfig
 from nrtool.garments.data import GarmentMesh, Supervision, load_garments, sample_surface_points
 from nrtool.garments.meshing import decode_mesh, mesh_chamfer
 from nrtool.garments.model import GarmentNet, save_model
-from nrtool.progress import Progress, SilentProgress
+from nrtool.progress import Progress
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,7 @@ class TrainReport:
     seconds: float
     history: list[dict[str, float]]
     curves: str
+    resumed_from_epoch: int | None = None  # the first epoch of this run when it continued an interrupted one
 
 
 def _category(garments: list[GarmentMesh], category: str | None, where: str) -> str:
@@ -76,6 +77,18 @@ def common_normalisation(garments: list[GarmentMesh]) -> dict[str, Any] | None:
     if all(np.allclose(g.centre, first.centre) and math.isclose(g.scale, first.scale) for g in garments):
         return {"centre": first.centre.tolist(), "scale": first.scale}
     return None
+
+
+def garments_identity(garments: list[GarmentMesh]) -> str:
+    """SHA-256 of the garments as loaded (names, categories, meshes, frames): what a run trained on."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for g in garments:
+        digest.update(json.dumps([g.name, g.category, g.type, float(g.scale)]).encode())
+        for array in (g.vertices, g.faces, g.centre):
+            digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
 
 
 def loss_terms(model: GarmentNet, points: torch.Tensor, queries: torch.Tensor, dist: torch.Tensor,
@@ -162,23 +175,26 @@ def train_garment(
     category: str | None = None,
     device: str = "auto",
     progress: Progress | None = None,
+    restart: bool = False,
 ) -> TrainReport:
-    """Train a garment model on the garments of ``inputs`` (one category); write the best checkpoint."""
-    from nrtool.device import resolve_device
+    """Train a garment model on the garments of ``inputs`` (one category); write the best checkpoint.
 
-    settings.validate()
-    config.validate()
-    progress = progress or SilentProgress()
-    out = Path(out)
-    if not out.parent.exists():
-        raise InputFileError(out, f"output folder {out.parent} does not exist")
-    torch_device = resolve_device(device)
+    An interrupted run leaves ``OUT.partial`` (:mod:`nrtool.training_state`); the same call
+    continues from it, ``restart`` discards it. ``settings.time_limit`` counts this call's time.
+    """
+    from nrtool.training_state import TrainingState, start_training
+
+    out, torch_device, progress = start_training(out, device, progress, settings, config)
     garments = load_garments(inputs)
     category = _category(garments, category, ", ".join(map(str, inputs)))
     garments = [g for g in garments if g.category in (category, "unknown")]
     train_rows, val_rows = _split(garments, settings.val_items, settings.seed)
     train_set = [garments[i] for i in train_rows]
     val_set = [garments[i] for i in val_rows]
+    run = {k: v for k, v in asdict(settings).items() if k != "time_limit"}  # a limit is per call
+    state = TrainingState(out, "garment", {"config": config.to_dict(), "settings": run, "category": category,
+                                           "garments": garments_identity(garments)})
+    saved = state.load(restart)
     supervision = Supervision(train_set, config.eps, config.delta, torch_device)
 
     torch.manual_seed(settings.seed)
@@ -188,12 +204,19 @@ def train_garment(
     history: list[dict[str, float]] = []
     best = (math.inf, 0)
     best_state: dict[str, torch.Tensor] | None = None
+    epochs_done = 0
+    if saved is not None:
+        state.restore(saved, model, optimizer, rng=rng)
+        history, epochs_done = saved["history"], saved["epoch"]
+        best, best_state = (saved["best"]["score"], saved["best"]["epoch"]), saved["best"]["state_dict"]
     batch = min(config.batch, len(train_set))
     steps_per_epoch = max(1, len(train_set) // batch)
+    first_epoch = epochs_done + 1
+    resumed = f" (resumed from epoch {first_epoch})" if saved is not None else ""
     started = time.perf_counter()
-    epochs_done = 0
-    with progress.task(f"training {category} garments", settings.epochs * steps_per_epoch, "steps") as advance:
-        for epoch in range(1, settings.epochs + 1):
+    with progress.task(f"training {category} garments{resumed}", (settings.epochs - epochs_done) * steps_per_epoch,
+                       "steps") as advance, state.kept_on_interrupt():
+        for epoch in range(first_epoch, settings.epochs + 1):
             model.train()
             order = rng.permutation(len(train_set))
             sums = {"loss": 0.0, "l_dist": 0.0, "l_grad": 0.0}
@@ -230,6 +253,8 @@ def train_garment(
                     best = (val, epoch)
                     best_state = copy.deepcopy(model.state_dict())
             history.append(record)
+            state.epoch_done(epoch, model, optimizer, history, best[0], best[1], best_state, rng=rng,
+                             final=epoch == settings.epochs or out_of_time)
             if out_of_time:
                 break
     assert best_state is not None
@@ -252,8 +277,9 @@ def train_garment(
     save_model(out, model, category, extra)
     curves = out.with_suffix(".png")
     training_curves(history, curves, f"{out.name}: {category} garments, {config.preset}")
+    state.finish()
     return TrainReport(str(out), category, len(train_set), [g.name for g in val_set], epochs_done, best[1], best[0],
-                       time.perf_counter() - started, history, str(curves))
+                       time.perf_counter() - started, history, str(curves), first_epoch if saved is not None else None)
 
 
 def training_curves(history: list[dict[str, float]], png: Path, title: str) -> None:

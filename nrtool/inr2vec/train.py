@@ -27,7 +27,7 @@ from nrtool.errors import InputFileError, NrtoolError
 from nrtool.inr.fields import FieldName, field_loss, logits_to_field
 from nrtool.inr.siren import SirenSpec, batched_forward
 from nrtool.inr2vec.models import Inr2vec, Inr2vecConfig
-from nrtool.progress import Progress, SilentProgress
+from nrtool.progress import Progress
 
 CHECKPOINT_FORMAT = "nrtool-inr2vec"
 CHECKPOINT_VERSION = 2  # 2: decoder layers named layer1..layer4
@@ -82,6 +82,7 @@ class TrainReport:
     best_val_chamfer: float
     history: list[dict[str, float]]
     curves: str
+    resumed_from_epoch: int | None = None  # the first epoch of this run when it continued an interrupted one
 
 
 def inr_identity(header: InrHeader) -> dict[str, Any]:
@@ -183,17 +184,17 @@ def train_inr2vec(
     val_path: str | os.PathLike[str] | None = None,
     device: str = "auto",
     progress: Progress | None = None,
+    restart: bool = False,
 ) -> TrainReport:
-    """Train encoder + decoder on the INRs of ``inrs_path``; write the best checkpoint to ``out``."""
-    from nrtool.checkpoints import save_checkpoint
-    from nrtool.device import resolve_device
+    """Train encoder + decoder on the INRs of ``inrs_path``; write the best checkpoint to ``out``.
 
-    settings.validate()
-    progress = progress or SilentProgress()
-    out = Path(out)
-    if not out.parent.exists():
-        raise InputFileError(out, f"output folder {out.parent} does not exist")
-    torch_device = resolve_device(device)
+    An interrupted run leaves ``OUT.partial`` (:mod:`nrtool.training_state`); the same call
+    continues from it, ``restart`` discards it.
+    """
+    from nrtool.checkpoints import save_checkpoint
+    from nrtool.training_state import TrainingState, start_training
+
+    out, torch_device, progress = start_training(out, device, progress, settings)
     header, items = load_inrs(inrs_path)
     if val_path is not None:
         val_header, val_items = load_inrs(val_path)
@@ -207,6 +208,12 @@ def train_inr2vec(
         train_params = torch.from_numpy(np.stack([items[i].params for i in train_rows]))
         val_params = torch.from_numpy(np.stack([items[i].params for i in val_rows]))
     train_params, val_params = train_params.to(torch_device), val_params.to(torch_device)
+    inrs_sha256 = sha256_file(inrs_path)
+    state = TrainingState(out, "inr2vec", {
+        "config": config.to_dict(), "settings": asdict(settings), "inrs_sha256": inrs_sha256,
+        "val_sha256": sha256_file(val_path) if val_path is not None else None,
+    })
+    saved = state.load(restart)
 
     torch.manual_seed(settings.seed)
     model = Inr2vec(config, header.spec).to(torch_device)
@@ -216,11 +223,18 @@ def train_inr2vec(
     history: list[dict[str, float]] = []
     best = (math.inf, -1)
     best_state: dict[str, torch.Tensor] | None = None
+    first_epoch = 1
+    if saved is not None:
+        state.restore(saved, model, optimizer, generator)
+        history, first_epoch = saved["history"], saved["epoch"] + 1
+        best, best_state = (saved["best"]["score"], saved["best"]["epoch"]), saved["best"]["state_dict"]
     references = reference_points(header, val_params, settings.val_resolution)
     n = train_params.shape[0]
     steps_per_epoch = math.ceil(n / settings.batch)
-    with progress.task("training inr2vec", settings.epochs * steps_per_epoch, "steps") as advance:
-        for epoch in range(1, settings.epochs + 1):
+    resumed = f" (resumed from epoch {first_epoch})" if saved is not None else ""
+    with progress.task(f"training inr2vec{resumed}", (settings.epochs - first_epoch + 1) * steps_per_epoch,
+                       "steps") as advance, state.kept_on_interrupt():
+        for epoch in range(first_epoch, settings.epochs + 1):
             model.train()
             order = torch.randperm(n, generator=generator)
             losses = []
@@ -243,12 +257,14 @@ def train_inr2vec(
             if val < best[0] or best_state is None:
                 best = (val, epoch)
                 best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            state.epoch_done(epoch, model, optimizer, history, best[0], best[1], best_state, generator,
+                             final=epoch == settings.epochs)
     assert best_state is not None
     payload = {
         "config": config.to_dict(),
         "inr": inr_identity(header),
         "settings": asdict(settings),
-        "trained_on": {"path": str(Path(inrs_path).resolve()), "sha256": sha256_file(inrs_path)},
+        "trained_on": {"path": str(Path(inrs_path).resolve()), "sha256": inrs_sha256},
         "state_dict": best_state,
         "history": history,
         "best_epoch": best[1],
@@ -256,7 +272,10 @@ def train_inr2vec(
     save_checkpoint(out, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, payload)
     curves = out.with_suffix(".png")
     plot_curves(history, best[1], curves)
-    return TrainReport(str(out), settings.epochs, best[1], best[0], history, str(curves))
+    state.finish()
+    return TrainReport(str(out), settings.epochs, best[1], best[0], history, str(curves),
+                       first_epoch if saved is not None else None)
+
 
 def plot_curves(history: list[dict[str, float]], best_epoch: int, png: Path) -> None:
     """Training loss and validation Chamfer per epoch, best epoch marked."""
