@@ -80,6 +80,7 @@ class Bench:
     device: torch.device
     results: dict[str, Any] = field(default_factory=dict)
     _truth: dict[tuple[QuerySpec, str, int], list[GroundTruth]] = field(default_factory=dict)
+    _samples: dict[tuple[str, int], list[tuple[np.ndarray, np.ndarray]]] = field(default_factory=dict)
 
     @property
     def quick(self) -> bool:
@@ -110,10 +111,26 @@ class Bench:
             say(f"  (ground truth for {count} shapes x {queries.total} queries: {time.perf_counter() - started:.1f} s, not timed)")
         return self._truth[key]
 
+    def samples_pool(self, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Ground truth of ``count`` items of the ``--samples`` artifact (read once, spread over it)."""
+        key = ("samples", count)
+        if key not in self._samples:
+            from nrtool.artifacts.samples import SamplesReader
+
+            reader = SamplesReader(self.args.samples)
+            if reader.header.field != "sdf":
+                raise NrtoolError(f"{self.args.samples}: the benchmarks fit sdf, this artifact holds {reader.header.field}")
+            picks = np.linspace(0, len(reader) - 1, min(count, len(reader))).round().astype(int)
+            self._samples[key] = [reader.truth(int(i)) for i in picks]
+            say(f"  (ground truth of {len(picks)} shapes read from {self.args.samples}, not timed)")
+        return self._samples[key]
+
     def targets(self, config: FitConfig, batch: int) -> list[FitTarget]:
         """``batch`` fitting targets cycling over the shape pool, each with its own seed."""
-        pool = self.truth_pool(config.queries, min(self.args.shapes, batch))
-        return [FitTarget(gt.queries, gt.values, seed=1000 + row) for row, gt in zip(range(batch), itertools.cycle(pool))]
+        count = min(self.args.shapes, batch)
+        pool = (self.samples_pool(count) if self.args.samples else
+                [(gt.queries, gt.values) for gt in self.truth_pool(config.queries, count)])
+        return [FitTarget(q, v, seed=1000 + row) for row, (q, v) in zip(range(batch), itertools.cycle(pool))]
 
 
 def say(text: str = "") -> None:
@@ -624,6 +641,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                              "1000 on CPU, 500 with --quick on CPU).")
     parser.add_argument("--shapes", type=int, default=None,
                         help="Distinct meshes behind the B INRs of batched/efficiency (default 4, --quick 2).")
+    parser.add_argument("--samples", metavar="FILE", default=None,
+                        help="batched/efficiency: read the ground truth from this sdf samples artifact (nrtool sample) "
+                             "instead of computing it (for a machine without Open3D; only the per-step point count "
+                             "affects the timings, so any preset's samples serve every preset).")
     parser.add_argument("--gt-shapes", type=int, default=3, help="ground-truth: shapes to average over (--quick: 1).")
     parser.add_argument("--scan-frames", type=int, default=120, help="scan: 1440x1080 frames to time (--quick: 24).")
     parser.add_argument("--garment-seconds", type=float, default=None,
