@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEBS   := libusb-1.0-0 libgl1 libegl1 libgomp1
 
-.PHONY: install demo test bench clean system-deps
+.PHONY: install demo test bench gpu-data clean system-deps
 
 install: $(STAMP)
 
@@ -44,6 +44,11 @@ test: install
 
 bench: install
 	$(PY) bench/run.py
+
+# Inputs for bench/gpu_check.sh on a GPU machine without Open3D (see the README's GPU section).
+GPU_DATA ?= bench-out/gpu-data
+gpu-data: install
+	$(PY) bench/gpu_data.py $(GPU_DATA)
 
 clean:
 	rm -rf $(VENV) build *.egg-info demo-out

@@ -3,7 +3,7 @@
 #
 #   bench/gpu_check.sh DATA RESULTS [WORK]
 #
-# DATA is made beforehand on a machine with the full environment (`make gpu-data`):
+# DATA is made beforehand on a machine with the full environment (`make gpu-data`, bench/gpu_data.py):
 #   DATA/psb24-samples.h5   ground truth of 24 PSB shapes (`nrtool sample`, tiny preset)
 #   DATA/garments/          procedural tops (train/ and held/, as bench/garment_bench.py makes them)
 # and trimesh travels as a wheel (garment .obj files are read with it).
