@@ -63,6 +63,10 @@ def make_data(folder: Path, tops: int, held_out: int) -> tuple[Path, Path]:
     """Procedural training and held-out tops under ``folder`` (reused when already there)."""
     train, held = folder / "train", folder / "held"
     if (train / "garments.json").is_file() and (held / "garments.json").is_file():
+        found = [len(json.loads((f / "garments.json").read_text())["garments"]) for f in (train, held)]
+        if found != [tops, held_out]:
+            raise SystemExit(f"{folder} holds {found[0]} training and {found[1]} held-out tops, this run wants "
+                             f"{tops} and {held_out}: use another --data folder")
         return train, held
     from nrtool.synth.body import write_body
     from nrtool.synth.garments import make_garments

@@ -590,7 +590,8 @@ def bench_garment(bench: Bench) -> None:
 
     heading("garment: DGCNN encoder, UDF decoder + MeshUDF, held-out Chamfer per preset")
     bench.record("garment", garment_bench.run(bench.quick, train_seconds=bench.args.garment_seconds, say=say, work=OUT,
-                                              device=str(bench.device), data=OUT / "garment-data"))
+                                              device=str(bench.device),
+                                              data=OUT / ("garment-data-quick" if bench.quick else "garment-data")))
 
 
 SECTION_FUNCTIONS: dict[str, Callable[[Bench], None]] = {
