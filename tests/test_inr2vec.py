@@ -143,9 +143,8 @@ def test_trained_separable_embeddings_classify_and_retrieve_unseen_shapes(traine
 
 def test_trained_separable_decodes_close_to_the_inrs_own(trained_separable: dict[str, Path]) -> None:
     from nrtool.geometry.metrics import chamfer_distance
-    from nrtool.inr.reconstruction import ReconstructionSettings, discretise
     from nrtool.inr2vec.decode import decoded_field
-    from nrtool.inr2vec.train import load_model, reference_points
+    from nrtool.inr2vec.train import load_model, reference_points, shape_points
 
     model, _ = load_model(trained_separable["inr2vec.pt"])
     header, items = load_inrs_items(trained_separable["inrs.h5"])
@@ -155,15 +154,9 @@ def test_trained_separable_decodes_close_to_the_inrs_own(trained_separable: dict
     with torch.no_grad():
         embeddings = model.encode(params)
 
-    def decoded_points(embedding: torch.Tensor) -> np.ndarray | None:
-        # Discretised the way reference_points discretises the INRs: 48^3 grid, 4000 surface points.
-        settings = ReconstructionSettings(resolution=48, points=4_000, voxel_resolution=48)
-        recon = discretise(header.field, decoded_field(model, embedding, header.field), settings, torch.device("cpu"))
-        if recon.size == 0:
-            return None
-        return recon.voxel_centres() if recon.voxels is not None else recon.surface_points(4_000)
-
-    decoded = [decoded_points(embedding) for embedding in embeddings]
+    # Discretised the way reference_points discretises the INRs (48^3 grid).
+    decoded = [shape_points(header.field, decoded_field(model, embedding, header.field), 48, torch.device("cpu"))
+               for embedding in embeddings]
     assert all(points is not None for points in decoded + own)
     distance = np.array([[chamfer_distance(d, o) for o in own] for d in decoded])
     classes = np.array([item.class_name for item in chosen])

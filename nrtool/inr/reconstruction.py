@@ -83,6 +83,13 @@ class Discrete:
         assert self.vertices is not None and self.faces is not None
         return sample_surface(self.vertices, self.faces, n, seed)
 
+    def comparison_points(self, n: int = 4_000) -> np.ndarray | None:
+        """What a shape is compared with (Chamfer, previews): occupied voxel centres for occ,
+        ``n`` surface points otherwise; None when the reconstruction is empty."""
+        if self.size == 0:
+            return None
+        return self.voxel_centres() if self.voxels is not None else self.surface_points(n)
+
 
 def _subsample(points: np.ndarray, n: int, seed: int) -> np.ndarray:
     if len(points) <= n:

@@ -20,7 +20,7 @@ from nrtool.artifacts.core import ItemInfo
 from nrtool.artifacts.embeddings import Embeddings, load_embeddings
 from nrtool.errors import InputFileError
 from nrtool.inr.fields import logits_to_field
-from nrtool.inr.reconstruction import Discrete, ReconstructionSettings, discretise, write_discrete
+from nrtool.inr.reconstruction import ReconstructionSettings, discretise, write_discrete
 from nrtool.progress import Progress, SilentProgress
 
 
@@ -40,14 +40,6 @@ def decoded_field(model: Any, embedding: torch.Tensor, field: str) -> Any:
         return logits_to_field(field, model.decoder(row, points.unsqueeze(0))[0])  # type: ignore[arg-type]
 
     return evaluate
-
-
-def _preview_points(recon: Discrete) -> np.ndarray | None:
-    if recon.size == 0:
-        return None
-    if recon.voxels is not None:
-        return recon.voxel_centres()
-    return recon.surface_points(4_000)
 
 
 def _load(model_path: str | os.PathLike[str], embeddings_path: str | os.PathLike[str], device: str) -> tuple[Any, Embeddings, str, torch.device]:
@@ -76,7 +68,7 @@ def _decode_rows(model: Any, vectors: np.ndarray, infos: Sequence[ItemInfo], fie
             with torch.no_grad():
                 recon = discretise(field, fn, settings, device)
             path = str(write_discrete(recon, info, folder, settings)) if recon.size else None  # type: ignore[arg-type]
-            results.append(DecodedShape(info.name, path, recon.size, _preview_points(recon)))
+            results.append(DecodedShape(info.name, path, recon.size, recon.comparison_points()))
             advance()
     return results
 

@@ -107,15 +107,13 @@ def sample_queries(params: torch.Tensor, spec: SirenSpec, field: FieldName, coun
     return queries, labels
 
 
-def _points(field: str, fn: Any, resolution: int, device: torch.device) -> np.ndarray | None:
-    """Points on a field's reconstruction (normalised frame), None when it has no surface."""
+def shape_points(field: str, fn: Any, resolution: int, device: torch.device) -> np.ndarray | None:
+    """Points on a field's reconstruction at ``resolution`` (normalised frame), None when it has
+    no surface: how validation compares decoded shapes with the INRs' own."""
     from nrtool.inr.reconstruction import ReconstructionSettings, discretise
 
     settings = ReconstructionSettings(resolution=resolution, points=4_000, voxel_resolution=resolution)
-    recon = discretise(field, fn, settings, device)
-    if recon.size == 0:
-        return None
-    return recon.voxel_centres() if recon.voxels is not None else recon.surface_points(4_000)
+    return discretise(field, fn, settings, device).comparison_points(4_000)
 
 
 def reference_points(header: InrHeader, params: torch.Tensor, resolution: int) -> list[np.ndarray | None]:
@@ -133,7 +131,7 @@ def reference_points(header: InrHeader, params: torch.Tensor, resolution: int) -
             return logits_to_field(header.field, _inr(points))  # type: ignore[arg-type]
 
         with torch.no_grad():
-            references.append(_points(header.field, own, resolution, params.device))
+            references.append(shape_points(header.field, own, resolution, params.device))
     return references
 
 
@@ -159,7 +157,7 @@ def validation_chamfer(model: Inr2vec, header: InrHeader, params: torch.Tensor, 
             def decoded(points: torch.Tensor, _emb: torch.Tensor = emb) -> torch.Tensor:
                 return logits_to_field(header.field, model.decoder(_emb, points.unsqueeze(0))[0])  # type: ignore[arg-type]
 
-            ours = _points(header.field, decoded, resolution, params.device)
+            ours = shape_points(header.field, decoded, resolution, params.device)
             if ours is None or reference is None:
                 distances.append(EMPTY_PENALTY)
             else:
