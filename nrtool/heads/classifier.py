@@ -408,12 +408,16 @@ def predict_probabilities(
     classifier: Classifier, vectors: np.ndarray, device: torch.device | str = "cpu", batch: int = 4096
 ) -> np.ndarray:
     """(N, D) embeddings -> (N, C) float32 class probabilities (eval mode: BN uses running stats)."""
+    return softmax_in_batches(classifier.model, vectors, device, batch)
 
+
+def softmax_in_batches(model: nn.Module, inputs: np.ndarray, device: torch.device | str, batch: int) -> np.ndarray:
+    """(N, ...) inputs -> (N, C) float32 class probabilities of ``model``, ``batch`` rows at a time."""
     out = []
     with torch.no_grad():
-        for start in range(0, len(vectors), batch):
-            chunk = torch.as_tensor(np.asarray(vectors[start : start + batch], dtype=np.float32), device=device)
-            out.append(torch.softmax(classifier.model(chunk), dim=1).cpu().numpy())
+        for start in range(0, len(inputs), batch):
+            chunk = torch.as_tensor(np.asarray(inputs[start : start + batch], dtype=np.float32), device=device)
+            out.append(torch.softmax(model(chunk), dim=1).cpu().numpy())
     return np.concatenate(out).astype(np.float32)
 
 

@@ -401,12 +401,9 @@ def classify_points(
     classifier: PointNetClassifier, points: np.ndarray, device: torch.device | str = "cpu", batch: int = 64
 ) -> np.ndarray:
     """(N, P, 3) clouds -> (N, C) float32 class probabilities (eval mode: BN uses running stats)."""
-    out = []
-    with torch.no_grad():
-        for start in range(0, len(points), batch):
-            chunk = torch.as_tensor(np.asarray(points[start : start + batch], dtype=np.float32), device=device)
-            out.append(torch.softmax(classifier.model(chunk), dim=1).cpu().numpy())
-    return np.concatenate(out).astype(np.float32)
+    from nrtool.heads.classifier import softmax_in_batches
+
+    return softmax_in_batches(classifier.model, points, device, batch)
 
 
 # ---------------------------------------------------------------- file-level stages
