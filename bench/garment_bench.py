@@ -238,7 +238,7 @@ def run(quick: bool = False, presets: tuple[str, ...] = ("tiny", "small", "paper
                 category="top", device=str(torch_device))
             row["trained_s"] = time.perf_counter() - started
             row["epochs"] = report.epochs
-            row["steps"] = report.epochs * max(1, report.garments // garment_preset(preset).batch)
+            row["steps"] = sum(int(h["steps"]) for h in report.history)  # the last epoch may stop early
             row["final_loss"] = report.history[-1]["loss"] if report.history else None
             row["held_out_chamfer"] = held_out_chamfer(out, held, 64, torch_device)
             result["presets"][preset] = row

@@ -243,7 +243,7 @@ def train_garment(
                 steps_done += 1
                 advance()
             epochs_done = epoch
-            record: dict[str, float] = {"epoch": epoch, **{k: v / steps_done for k, v in sums.items()}}
+            record: dict[str, float] = {"epoch": epoch, "steps": steps_done, **{k: v / steps_done for k, v in sums.items()}}
             out_of_time = settings.time_limit is not None and time.perf_counter() - started > settings.time_limit
             if epoch % settings.val_every == 0 or epoch == settings.epochs or out_of_time:
                 recalibrate_batchnorm(model, train_set, supervision, rng, torch_device)
