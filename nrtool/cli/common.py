@@ -31,6 +31,14 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=_jsonable) + "\n")
 
 
+def kept_epoch(summary: dict[str, Any]) -> str:
+    """Which epoch a classification head kept, from its training summary (for the result line)."""
+    best = summary["best_val_accuracy"]
+    if best is None:
+        return "no validation items, kept the last epoch"
+    return f"best validation accuracy {best:.3f} at epoch {summary['best_epoch']}"
+
+
 def _jsonable(value: Any) -> Any:
     try:
         import numpy as np

@@ -10,7 +10,7 @@ from typing import Any, Optional
 
 import typer
 
-from nrtool.cli.common import OPTIONS, argv, console, print_json, progress
+from nrtool.cli.common import OPTIONS, argv, console, kept_epoch, print_json, progress
 from nrtool.cli.main import app
 from nrtool.cli.train_group import train_app  # the shared `nrtool train ...` group
 
@@ -45,8 +45,7 @@ def train_classifier(
     if json_out:
         print_json(summary)
     elif not OPTIONS.quiet:
-        best = summary["best_val_accuracy"]
-        kept = f"best validation accuracy {best:.3f} at epoch {summary['best_epoch']}" if best is not None else "no validation items, kept the last epoch"
+        kept = kept_epoch(summary)
         print(
             f"{out}: {len(summary['classes'])}-class classifier on {summary['dim']}-d embeddings, "
             f"{summary['train_items']} train / {summary['val_items']} validation items, {kept} "

@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from nrtool.cli.common import OPTIONS, argv, print_json, progress
+from nrtool.cli.common import OPTIONS, argv, kept_epoch, print_json, progress
 from nrtool.cli.main import app
 from nrtool.cli.train_group import train_app  # the shared `nrtool train ...` group
 
@@ -49,8 +49,7 @@ def train_pointnet(
     if json_out:
         print_json(summary)
     elif not OPTIONS.quiet:
-        best = summary["best_val_accuracy"]
-        kept = f"best validation accuracy {best:.3f} at epoch {summary['best_epoch']}" if best is not None else "no validation items, kept the last epoch"
+        kept = kept_epoch(summary)
         empty = summary["empty_reconstructions"]
         print(
             f"{out}: {len(summary['classes'])}-class PointNet on {config.points} points from {summary['field']} INRs, "
