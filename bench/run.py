@@ -689,7 +689,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     for section in SECTIONS:
         if section in args.only:
             started = time.perf_counter()
-            SECTION_FUNCTIONS[section](bench)
+            try:
+                SECTION_FUNCTIONS[section](bench)
+            except NrtoolError as exc:  # bad input (e.g. --samples): one line, non-zero exit
+                sys.exit(f"bench: {section}: {exc}")
             say(f"\n({section}: {time.perf_counter() - started:.0f} s)")
     if args.json:
         say(f"\nnumbers written to {args.json}")
