@@ -288,7 +288,10 @@ def _budgets(text: str | None, presets: tuple[str, ...]) -> float | dict[str, fl
     """``--train-seconds``: one number for all presets, or one per preset (same order)."""
     if text is None:
         return None
-    values = [float(v) for v in text.split(",")]
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise SystemExit(f"--train-seconds: expected numbers, comma-separated, got {text!r}") from None
     if len(values) == 1:
         return values[0]
     if len(values) != len(presets):
@@ -313,8 +316,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     presets = tuple(p for p in args.presets.split(",") if p)
     resolutions = tuple(int(r) for r in args.resolutions.split(",")) if args.resolutions else None
-    run(args.quick, presets, _budgets(args.train_seconds, presets), resolutions=resolutions,
-        plain_up_to=args.plain_up_to, device=args.device, data=args.data, json_path=args.json)
+    from nrtool.errors import NrtoolError
+
+    try:
+        run(args.quick, presets, _budgets(args.train_seconds, presets), resolutions=resolutions,
+            plain_up_to=args.plain_up_to, device=args.device, data=args.data, json_path=args.json)
+    except NrtoolError as exc:  # bad input (device, preset, data): one line, non-zero exit
+        raise SystemExit(f"garment_bench: {exc}") from None
 
 
 if __name__ == "__main__":
