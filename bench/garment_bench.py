@@ -232,6 +232,7 @@ def run(quick: bool = False, presets: tuple[str, ...] = ("tiny", "small", "paper
                 say(f"  {preset}: encoder {row['encoder_ms']:.1f} ms/garment ({row['points']} points), decoder "
                     f"{row['decoder_points_per_s'] / 1e6:.3f} M points/s; training skipped on a CPU")
                 continue
+            say(f"  {preset}: training for {budgets[preset]:.0f} s ...")
             started = time.perf_counter()
             report = train_garment([train], out, garment_preset(preset), TrainSettings(
                 epochs=100_000, val_items=1, val_every=100_000, val_resolution=32, time_limit=budgets[preset]),
