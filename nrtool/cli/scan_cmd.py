@@ -47,7 +47,11 @@ def scan(
     marker: float = typer.Option(..., "--marker", help="ArUco marker side, same unit."),
     dictionary: str = typer.Option("DICT_6X6_250", "--dict", help="ArUco dictionary (OpenCV name)."),
     legacy: bool = typer.Option(False, "--legacy", help="Board printed with OpenCV < 4.6 (matters for even row counts)."),
-    intrinsics: Optional[Path] = typer.Option(None, "--intrinsics", help="Camera intrinsics: OpenCV YAML/XML or JSON."),
+    inverted: bool = typer.Option(False, "--inverted", help="Board printed white on black (white markers in black squares). "
+                                  "Without it such a board is still found, by a second pass on frames that show no board."),
+    intrinsics: Optional[Path] = typer.Option(None, "--intrinsics", help="Camera intrinsics: OpenCV YAML/XML/JSON, COLMAP "
+                                              "cameras.txt, nerfstudio/instant-ngp transforms.json, or a 3x3 matrix (.txt, "
+                                              ".npy; then for the capture's image size)."),
     calibrate: bool = typer.Option(False, "--calibrate", help="Calibrate K and distortion from the capture's own detections."),
     every: int = typer.Option(1, "--every", help="Use every N-th frame (of the video or the image list)."),
     min_azimuth_step: float = typer.Option(1.15, help="Drop frames whose azimuth moved less than this (deg) since the previous frame: the arm was moving."),
@@ -84,7 +88,7 @@ def scan(
         raise NrtoolError("need --min-azimuth-step >= 0, --max-reprojection-error > 0 and --min-corners >= 4")
     if workers < 0:
         raise NrtoolError("--workers must be >= 0")
-    charuco = ChArUcoBoard.parse(board, square, marker, dictionary, legacy)
+    charuco = ChArUcoBoard.parse(board, square, marker, dictionary, legacy, inverted)
     camera = read_intrinsics(intrinsics) if intrinsics is not None else None
     sizes = None
     if not no_splits:
@@ -122,6 +126,8 @@ def export_nerf_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="Dataset folder to create."),
     masks: Optional[Path] = typer.Option(None, "--masks", help="Folder of object masks NAME.png per frame (adds mask_path)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing non-empty --out."),
+    link: bool = typer.Option(False, "--link", help="Hard-link the capture's images instead of copying them (no extra "
+                              "space, but editing the dataset's images then edits the capture's); copies where linking fails."),
     json_out: bool = typer.Option(False, "--json", help="Print what was written as JSON."),
 ) -> None:
     """A nerfstudio `transforms.json` and ScanNeRF's NeRF-synthetic split files (train_all.json, ...).
@@ -132,7 +138,7 @@ def export_nerf_cmd(
     from nrtool.scan.export import export_nerf
 
     data = load_scan(scan_file)  # embedded images are read one at a time, as they are written
-    result = export_nerf(data, out, masks=masks, overwrite=overwrite, progress=progress())
+    result = export_nerf(data, out, masks=masks, overwrite=overwrite, progress=progress(), link=link)
     if json_out:
         print_json(result)
     elif not OPTIONS.quiet:
@@ -170,12 +176,15 @@ def synth_capture(
     noise: float = typer.Option(2.0, help="Sensor noise std (grey levels)."),
     blur: float = typer.Option(0.6, help="Gaussian blur sigma (px)."),
     seed: int = typer.Option(0, help="Noise seed."),
+    inverted: bool = typer.Option(False, "--inverted", help="Print the board white on black (as `scan --inverted` reads it)."),
     workers: int = typer.Option(0, help="Rendering threads (0 = every available core)."),
 ) -> None:
     """A synthetic turntable capture with ground-truth poses and object masks.
 
     Example: `nrtool synth capture --out capture/ --size 640x480 --steps 4 --frames-per-turn 24`
     """
+    from dataclasses import replace
+
     from nrtool.errors import NrtoolError
     from nrtool.synth.capture import CaptureConfig, make_capture, trajectory
 
@@ -185,9 +194,10 @@ def synth_capture(
         zenith_start, zenith_end = (float(v) for v in parts)
     except ValueError:
         raise NrtoolError(f"--zenith must be two angles START,END in degrees, got {zenith!r}") from None
-    config = CaptureConfig(width=width, height=height, steps=steps, zenith_start=zenith_start, zenith_end=zenith_end,
-                           frames_per_turn=frames_per_turn, turns=turns, descent_frames=descent_frames,
-                           distance=distance, noise=noise, blur=blur, seed=seed)
+    board = replace(CaptureConfig().board, inverted=inverted)
+    config = CaptureConfig(width=width, height=height, board=board, steps=steps, zenith_start=zenith_start,
+                           zenith_end=zenith_end, frames_per_turn=frames_per_turn, turns=turns,
+                           descent_frames=descent_frames, distance=distance, noise=noise, blur=blur, seed=seed)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise NrtoolError(f"{out}: already exists and is not empty")
     total = len(trajectory(config))

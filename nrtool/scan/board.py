@@ -35,6 +35,8 @@ class ChArUcoBoard:
 
     ``legacy``: the board was printed with OpenCV < 4.6, whose pattern differs for an even row
     count (``CharucoBoard.setLegacyPattern``).
+    ``inverted``: the board is printed white on black (white markers in black squares), as some
+    calibration tools print it; :meth:`render` then draws it so, and detection looks for it so.
     """
 
     cols: int
@@ -43,6 +45,7 @@ class ChArUcoBoard:
     marker: float
     dictionary: str = "DICT_6X6_250"
     legacy: bool = False
+    inverted: bool = False
 
     def __post_init__(self) -> None:
         if self.cols < 2 or self.rows < 2:
@@ -54,7 +57,7 @@ class ChArUcoBoard:
 
     @classmethod
     def parse(cls, size: str, square: float, marker: float, dictionary: str = "DICT_6X6_250",
-              legacy: bool = False) -> "ChArUcoBoard":
+              legacy: bool = False, inverted: bool = False) -> "ChArUcoBoard":
         """From the command-line spelling ``COLSxROWS`` (e.g. ``5x7``)."""
         match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", size)
         if not match:
@@ -63,19 +66,21 @@ class ChArUcoBoard:
         if not name.startswith("DICT_"):
             name = "DICT_" + name
         name = next((d for d in DICTIONARIES if d.upper() == name), name)
-        return cls(int(match[1]), int(match[2]), float(square), float(marker), name, legacy)
+        return cls(int(match[1]), int(match[2]), float(square), float(marker), name, legacy, inverted)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ChArUcoBoard":
         return cls(int(data["cols"]), int(data["rows"]), float(data["square"]), float(data["marker"]),
-                   str(data["dictionary"]), bool(data.get("legacy", False)))
+                   str(data["dictionary"]), bool(data.get("legacy", False)), bool(data.get("inverted", False)))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def describe(self) -> str:
         legacy = ", legacy pattern" if self.legacy else ""
-        return f"{self.cols}x{self.rows} squares of {self.square:g}, markers {self.marker:g}, {self.dictionary}{legacy}"
+        inverted = ", inverted print" if self.inverted else ""
+        return (f"{self.cols}x{self.rows} squares of {self.square:g}, markers {self.marker:g}, "
+                f"{self.dictionary}{legacy}{inverted}")
 
     # ---------------------------------------------------------------- geometry
 
@@ -126,14 +131,16 @@ class ChArUcoBoard:
         return board
 
     def render(self, pixels_per_square: int, margin_squares: float = 0.0) -> np.ndarray:
-        """The printable board as a (H, W) uint8 image (``CharucoBoard.generateImage``).
+        """The printable board as a (H, W) uint8 image (``CharucoBoard.generateImage``; white on
+        black, margin included, when the board is ``inverted``).
 
         Pixel ``(u, v)`` shows the board point ``((u - m) / s, (v - m) / s)`` in OpenCV's board
         frame, with ``s`` pixels per unit and ``m`` the margin in pixels.
         """
         margin = int(round(margin_squares * pixels_per_square))
         size = (self.cols * pixels_per_square + 2 * margin, self.rows * pixels_per_square + 2 * margin)
-        return self.cv_board().generateImage(size, marginSize=margin, borderBits=1)
+        image = self.cv_board().generateImage(size, marginSize=margin, borderBits=1)
+        return 255 - image if self.inverted else image
 
 
 def to_world(transform: np.ndarray, points: np.ndarray) -> np.ndarray:

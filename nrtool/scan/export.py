@@ -7,8 +7,11 @@
   ``train_all_{500,250,100}.json`` (the subsets, named by their actual size), ``val_all.json``,
   ``test_all.json`` and the octant sub-splits ``{train,val,test}_{0..7}.json``; each holds
   ``camera_angle_x`` plus the intrinsics and its ``frames``.
-* ``images/`` (and ``masks/``): the kept frames, hard-linked where possible, else copied;
-  decoded from the video or from the embedded bytes when the scan has no image files.
+* ``images/`` (and ``masks/``): the kept frames, copied (``link=True``, ``--link``: hard-linked
+  where the file system allows, else copied); decoded from the video or from the embedded bytes
+  when the scan has no image files. Copies are the default because a hard link is the capture's
+  own file: a tool that edits the dataset's images in place (cropping, undistorting, writing
+  masks over them) would silently change the capture too.
 
 Poses go from the scan's OpenCV camera convention to OpenGL's (x right, y up, z backward) by
 flipping the camera's y and z axes: ``transform_matrix = camera_to_world @ diag(1, -1, -1, 1)``.
@@ -74,9 +77,13 @@ def _image_suffix(data: ScanData, index: int) -> str:
     return ".jpg"
 
 
-def _write_images(data: ScanData, frames: list[int], folder: Path, advance: Callable[[int], None]) -> list[str]:
-    """Put each frame's image in ``folder``; returns the file names (same order as ``frames``)."""
+def _write_images(data: ScanData, frames: list[int], folder: Path, advance: Callable[[int], None],
+                  link: bool = False) -> list[str]:
+    """Put each frame's image in ``folder`` (image files copied, or hard-linked with ``link``);
+    returns the file names (same order as ``frames``)."""
     import cv2
+
+    from nrtool.io.images import write_image
 
     folder.mkdir()
     names = [f"{data.names[i]}{_image_suffix(data, i)}" for i in frames]
@@ -93,9 +100,12 @@ def _write_images(data: ScanData, frames: list[int], folder: Path, advance: Call
             if not source.is_file():
                 raise InputFileError(source, "frame image is gone (moved since `nrtool scan`? scan with "
                                              "--embed-images to keep images inside the artifact)")
-            try:
-                os.link(source, folder / name)  # no copy when on the same file system
-            except OSError:
+            if link:
+                try:
+                    os.link(source, folder / name)  # no copy when on the same file system
+                except OSError:  # another file system, or one without hard links
+                    shutil.copy2(source, folder / name)
+            else:
                 shutil.copy2(source, folder / name)
             advance(1)
     else:
@@ -104,7 +114,7 @@ def _write_images(data: ScanData, frames: list[int], folder: Path, advance: Call
 
         written = 0
         for number, image in read_video_frames(data.source, set(wanted)):
-            cv2.imwrite(str(folder / wanted[number]), image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+            write_image(folder / wanted[number], image, [cv2.IMWRITE_JPEG_QUALITY, 95])
             written += 1
             advance(1)
         if written != len(wanted):
@@ -126,8 +136,12 @@ def _write_masks(data: ScanData, frames: list[int], masks: Path, folder: Path) -
 
 
 def export_nerf(data: ScanData, out: str | os.PathLike[str], masks: str | os.PathLike[str] | None = None,
-                overwrite: bool = False, progress: Progress | None = None) -> dict[str, Any]:
-    """Write the NeRF dataset folder ``out``; returns a summary (files, frame counts)."""
+                overwrite: bool = False, progress: Progress | None = None, link: bool = False) -> dict[str, Any]:
+    """Write the NeRF dataset folder ``out``; returns a summary (files, frame counts).
+
+    ``link``: hard-link the capture's image files instead of copying them (saves the space;
+    the dataset's images are then the capture's own files).
+    """
     out = Path(out)
     progress = progress or SilentProgress()
     if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
@@ -143,7 +157,7 @@ def export_nerf(data: ScanData, out: str | os.PathLike[str], masks: str | os.Pat
     # Built beside `out` and renamed when complete: no half-written dataset folder.
     with atomic_folder(out, force=overwrite) as tmp:
         with progress.task("exporting frames", len(frames), unit="frames") as advance:
-            image_names = _write_images(data, frames, tmp / "images", advance)
+            image_names = _write_images(data, frames, tmp / "images", advance, link)
         mask_names = _write_masks(data, frames, Path(masks), tmp / "masks") if masks is not None else None
         gl = opencv_to_opengl(data.camera_to_world)
         entries: dict[int, dict[str, Any]] = {}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -46,19 +46,76 @@ def detect_capture(source: str | os.PathLike[str], board: ChArUcoBoard, every: i
 
 
 def _check_detections(source: str | os.PathLike[str], detections: list[Detection], board: ChArUcoBoard) -> None:
-    """Fail with one clear line when nothing in the capture can give a pose."""
+    """Fail with one clear line when nothing in the capture can give a pose; the hint lists the
+    likely causes, most likely first."""
     readable = [d for d in detections if not d.error]
     if not readable:
         first = detections[0]
         raise InputFileError(source, f"none of the {len(detections)} images could be read "
                                      f"(e.g. {first.frame.name}: {first.error})")
     if sum(d.markers for d in readable) == 0:
-        legacy = "" if board.legacy else " and --legacy for boards printed with OpenCV < 4.6"
-        raise InputFileError(source, f"0 ArUco markers of {board.dictionary} were found in {len(readable)} frames: "
-                                     f"is the board in view? check --dict{legacy}")
+        looked = ("a white-on-black print only (--inverted)" if board.inverted
+                  else "black-on-white and white-on-black prints")
+        raise InputFileError(source, f"0 ArUco markers of {board.dictionary} were found in {len(readable)} frames, "
+                                     f"looking for {looked}; likely causes, most likely first: "
+                                     f"{'; '.join(_no_marker_causes(board))}")
     if all(len(d.corner_ids) == 0 for d in readable):
-        raise InputFileError(source, f"ArUco markers were found but no ChArUco corners in {len(readable)} frames: "
-                                     f"check --board (now {board.cols}x{board.rows}) and --legacy")
+        raise InputFileError(source, f"ArUco markers were found but no ChArUco corners in {len(readable)} frames; "
+                                     f"likely causes, most likely first: {'; '.join(_no_corner_causes(board))}")
+
+
+def _no_marker_causes(board: ChArUcoBoard) -> list[str]:
+    """Why no marker of the dictionary shows up (the board layout plays no part yet)."""
+    causes = [f"another ArUco dictionary than --dict {board.dictionary}"]
+    if board.inverted:
+        causes.append("a board printed black on white (drop --inverted)")
+    causes.append("the board not in view, or too small, blurred or over-exposed in the frames")
+    return causes
+
+
+def _no_corner_causes(board: ChArUcoBoard) -> list[str]:
+    """Why markers decode but no chessboard corner is placed: the layout does not match."""
+    causes = [f"another board geometry than --board {board.cols}x{board.rows} (squares, not inner corners; "
+              "columns and rows swapped?)"]
+    if board.legacy:
+        causes.append("not a legacy print (drop --legacy)")
+    elif board.rows % 2 == 0:  # OpenCV < 4.6 laid out boards with an even row count differently
+        causes.append("a board printed with OpenCV < 4.6 (add --legacy)")
+    causes.append(f"another marker/square ratio than --marker {board.marker:g} / --square {board.square:g}")
+    causes.append("too little of the board in view (a corner needs its two neighbouring markers)")
+    return causes
+
+
+def _note_inverted(detections: list[Detection], board: ChArUcoBoard, warning: Callable[[str], None]) -> ChArUcoBoard:
+    """The board as the capture showed it: found white on black in most frames that show it
+    (by the automatic second pass) means an inverted print, which the artifact then records."""
+    if board.inverted:
+        return board
+    seen = [d for d in detections if not d.error and len(d.corner_ids)]
+    inverted = sum(d.inverted for d in seen)
+    if not inverted:
+        return board
+    if 2 * inverted <= len(seen):  # a few odd frames: the board is an ordinary print
+        warning(f"{inverted} of {len(seen)} frames showing the board found it only in the inverted image "
+                "(white on black)")
+        return board
+    warning(f"the board is printed white on black (inverted): found so in {inverted} of {len(seen)} frames showing it; "
+            "pass --inverted to skip the black-on-white pass")
+    return replace(board, inverted=True)
+
+
+def _sized_to_capture(intrinsics: Intrinsics, width: int, height: int, warning: Callable[[str], None]) -> Intrinsics:
+    """A bare camera matrix (a file without the image size) taken as made for the capture's
+    frames; a principal point outside them means it was made for another size."""
+    where = intrinsics.source.removeprefix("file:")
+    if not (0 < intrinsics.cx < width and 0 < intrinsics.cy < height):
+        raise InputFileError(where, f"principal point ({intrinsics.cx:g}, {intrinsics.cy:g}) lies outside the "
+                                    f"capture's {width}x{height} frames: the matrix is for another image size "
+                                    "(give the size, e.g. as OpenCV YAML with image_width/image_height)")
+    if abs(intrinsics.cx / width - 0.5) > 0.2 or abs(intrinsics.cy / height - 0.5) > 0.2:
+        warning(f"{where}: principal point ({intrinsics.cx:g}, {intrinsics.cy:g}) is far from the centre of the "
+                f"{width}x{height} frames: is the matrix for another image size?")
+    return intrinsics.with_size(width, height)
 
 
 def _capture_size(detections: list[Detection]) -> tuple[int, int]:
@@ -102,8 +159,11 @@ def run_scan(
         warnings.append(message)
         warn(message)
 
+    board = _note_inverted(detections, board, warning)
     if intrinsics is None:
         intrinsics = _calibrate(detections, reasons, geometry, filter_config.min_corners, width, height)
+    elif not intrinsics.has_size:
+        intrinsics = _sized_to_capture(intrinsics, width, height, warning)
     elif (intrinsics.width, intrinsics.height) != (width, height):
         if abs(intrinsics.width / intrinsics.height - width / height) > 1e-3:
             where = intrinsics.source.removeprefix("file:")

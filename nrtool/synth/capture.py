@@ -1,10 +1,11 @@
 """A synthetic ScanNeRF turntable capture with ground truth (``nrtool synth capture``).
 
-The scene: a ChArUco board (rendered by ``CharucoBoard.generateImage``) lying on a grey turntable
-disc, with a box standing on its centre. The camera follows the scan station's trajectory: it
-starts at a zenith of ~20 deg and at each of ``steps`` zenith steps the base turns ``turns`` x
-360 deg while frames are taken; between steps the base stops and the arm lowers the camera, and
-the frames taken then (``descent_frames`` per transition) are the ones ``nrtool scan`` must drop.
+The scene: a ChArUco board (rendered by ``CharucoBoard.generateImage``; white on black for an
+``inverted`` board) lying on a grey turntable disc, with a box standing on its centre. The
+camera follows the scan station's trajectory: it starts at a zenith of ~20 deg and at each of
+``steps`` zenith steps the base turns ``turns`` x 360 deg while frames are taken; between steps
+the base stops and the arm lowers the camera, and the frames taken then (``descent_frames`` per
+transition) are the ones ``nrtool scan`` must drop.
 Everything is expressed in the board's world frame (:mod:`nrtool.scan.board`), where the turning
 base makes the camera circle the object.
 
@@ -31,6 +32,7 @@ import numpy as np
 
 from nrtool.artifacts.core import atomic_folder, atomic_write_bytes
 from nrtool.errors import NrtoolError
+from nrtool.io.images import write_image
 from nrtool.scan.board import ChArUcoBoard
 from nrtool.scan.intrinsics import Intrinsics, write_intrinsics
 
@@ -251,8 +253,8 @@ def _write_capture(out: Path, config: CaptureConfig, workers: int | None, on_fra
         # The lamp stands still in the room, as does the arm: relative to the turning board the
         # light keeps a fixed azimuth offset from the camera.
         image, mask = _render(scene, poses[index], frames[index].azimuth + 40.0, rng)
-        cv2.imwrite(str(out / "images" / f"frame_{index:05d}.jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, 95])
-        cv2.imwrite(str(out / "masks" / f"frame_{index:05d}.png"), mask)
+        write_image(out / "images" / f"frame_{index:05d}.jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+        write_image(out / "masks" / f"frame_{index:05d}.png", mask)
 
     previous = cv2.getNumThreads()
     cv2.setNumThreads(1)
@@ -265,12 +267,13 @@ def _write_capture(out: Path, config: CaptureConfig, workers: int | None, on_fra
         cv2.setNumThreads(previous)
     intrinsics = config.intrinsics()
     write_intrinsics(out / "intrinsics.yml", intrinsics, note="nrtool synth capture (exact, no distortion)")
-    cv2.imwrite(str(out / "board.png"), config.board.render(100, margin_squares=0.5))
+    write_image(out / "board.png", config.board.render(100, margin_squares=0.5))
     board = config.board
     truth = {
         "board": board.to_dict(),
         "scan_options": ["--board", f"{board.cols}x{board.rows}", "--square", f"{board.square:g}", "--marker",
-                         f"{board.marker:g}", "--dict", board.dictionary, "--intrinsics", "intrinsics.yml"],
+                         f"{board.marker:g}", "--dict", board.dictionary, "--intrinsics", "intrinsics.yml",
+                         *(["--legacy"] if board.legacy else []), *(["--inverted"] if board.inverted else [])],
         "width": config.width,
         "height": config.height,
         "K": intrinsics.K.tolist(),
