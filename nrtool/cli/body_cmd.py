@@ -17,13 +17,14 @@ app.add_typer(body_app, name="body")
 
 @body_app.command("pose")
 def body_pose(
-    body_model: Path = typer.Option(..., "--body-model", "-m", help="Your SMPL model (.pkl or .npz, or a folder of SMPL_{GENDER} files), or `nrtool synth body`'s .npz."),
-    pose: Path = typer.Option(..., "--pose", "-p", help="AMASS motion .npz (SMPL 72, SMPL+H 156 or SMPL-X 165 pose columns)."),
+    body_model: Path = typer.Option(..., "--body-model", "-m", help="Your SMPL model (.pkl or .npz, or a folder of SMPL_{GENDER} files), `nrtool synth body`'s .npz, or a rigged-mesh .npz (vertices, faces, weights, joints, parents; no betas)."),
+    pose: Path = typer.Option(..., "--pose", "-p", help="AMASS-format motion .npz: poses (T, 72|156|165|66) or (T, 24|52|55|22, 3) axis-angle, optional trans, betas, mocap_framerate; or an .npy of poses."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (must not exist or be empty, unless --force)."),
     gender: str = typer.Option("auto", help="auto (the motion file's, when --body-model is a folder) | neutral | male | female."),
     fps: Optional[float] = typer.Option(None, help="Resample to this frame rate (e.g. 30); default: keep the file's."),
     source_fps: Optional[float] = typer.Option(None, help="Frame rate of the file when it does not say (or to override it)."),
-    y_up: bool = typer.Option(True, "--y-up/--keep-z-up", help="Rotate AMASS's Z-up world into SMPL's Y-up frame."),
+    source_up: str = typer.Option("auto", help="Up axis of the motion file: auto (detected from the posed skeleton) | z (AMASS) | y."),
+    y_up: bool = typer.Option(True, "--y-up/--keep-z-up", help="Write the bodies Y-up (SMPL's frame), or Z-up as AMASS stores them."),
     separate_arms: float = typer.Option(0.0, help="Rotate the arms this many degrees away from the torso."),
     fmt: str = typer.Option("obj", "--format", help="obj | ply (one mesh per frame) | h5 (one body-sequence artifact)."),
     every: int = typer.Option(1, help="Keep every N-th frame (after resampling)."),
@@ -37,7 +38,9 @@ def body_pose(
     """Posed body meshes for a motion sequence, and a PNG contact sheet of a few frames.
 
     The first thing to run on your own SMPL and AMASS files: if the contact sheet shows a
-    person moving upright, the model, the poses and the axis conversion all work.
+    person moving upright, the model, the poses and the axis conversion all work. The file's
+    up axis is detected (AMASS is Z-up, other tools often write Y-up); --source-up forces it,
+    and a note warns when the posed body is not upright.
 
     Example: `nrtool body pose --body-model SMPL_NEUTRAL.pkl --pose walk.npz --out walk/ --fps 30`
     """
@@ -48,7 +51,7 @@ def body_pose(
     if gender not in ("auto", "neutral", "male", "female"):
         raise NrtoolError(f"--gender {gender!r}: choose auto, neutral, male or female")
     summary = pose_to_folder(
-        body_model, pose, out, gender=gender, fps=fps, source_fps=source_fps, y_up=y_up,
+        body_model, pose, out, gender=gender, fps=fps, source_fps=source_fps, source_up=source_up.lower(), y_up=y_up,
         arms_degrees=separate_arms, fmt=fmt, every=every, max_frames=max_frames,
         sheet_frames=sheet_frames, renderer=renderer, device=resolve_device(device), force=force,
         progress=progress(), command=argv(),

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from nrtool.artifacts.core import atomic_folder, check_output_folder
-from nrtool.drape.amass import load_motion, read_amass
-from nrtool.errors import NrtoolError
+from nrtool.drape.amass import SOURCE_UP_AXES, prepare_motion, read_amass, resolve_up_axis, upright_warning
+from nrtool.errors import InputFileError, NrtoolError
 from nrtool.progress import Progress, SilentProgress
 
 __all__ = ["FORMATS", "atomic_folder", "check_output_folder", "pick_frames", "pose_to_folder"]
@@ -41,6 +41,7 @@ def pose_to_folder(
     gender: str = "auto",
     fps: float | None = None,
     source_fps: float | None = None,
+    source_up: str = "auto",
     y_up: bool = True,
     arms_degrees: float = 0.0,
     fmt: str = "obj",
@@ -56,8 +57,12 @@ def pose_to_folder(
     """Pose ``body_model`` with the AMASS file ``pose_file``; write meshes/artifact + contact sheet.
 
     ``gender="auto"`` takes the motion file's gender when ``body_model`` is a folder of
-    per-gender files (a single file is used as it is). Frames are resampled to ``fps`` (if
-    given), then every ``every``-th frame is kept, at most ``max_frames``. Returns a summary.
+    per-gender files (a single file is used as it is). ``source_up`` is the file's up axis
+    (``auto``: detected from the posed skeleton, see :func:`~nrtool.drape.amass.detect_up_axis`);
+    the bodies are written Y-up (``y_up``) or Z-up. Frames are resampled to ``fps`` (if given),
+    then every ``every``-th frame is kept, at most ``max_frames``. A rigged-mesh body keeps its
+    own shape (the motion's betas are dropped, with a note). Returns a summary whose ``notes``
+    say what was assumed, including a warning when the posed body is not upright.
     """
     from nrtool.drape.body_model import BodyModel
     from nrtool.drape.render import contact_sheet
@@ -67,19 +72,31 @@ def pose_to_folder(
         raise NrtoolError(f"unknown --format {fmt!r}; choose {', '.join(FORMATS)}")
     if every < 1 or (max_frames is not None and max_frames < 1) or sheet_frames < 0:
         raise NrtoolError("--every and --max-frames must be at least 1, --sheet-frames at least 0")
+    if source_up not in SOURCE_UP_AXES:
+        raise NrtoolError(f"--source-up {source_up!r}: choose {', '.join(SOURCE_UP_AXES)}")
     check_output_folder(out, force)
     raw = read_amass(pose_file, source_fps=source_fps)  # validate before loading the model
+    if fps is not None and raw.fps is None:
+        raise InputFileError(pose_file, "no mocap_framerate (or mocap_frame_rate) to resample from; pass the source fps")
     model_gender = raw.gender if gender == "auto" else gender
     model = BodyModel(body_model, gender=model_gender, device=device)
-    pelvis = model.rest_pelvis(raw.betas[: model.num_betas])
-    seq = load_motion(pose_file, fps=fps, y_up=y_up, arms_degrees=arms_degrees, pelvis=pelvis, source_fps=source_fps)
+    betas = raw.betas[: model.num_betas]
+    rest_joints = model.rest_joints(betas)
+    located = resolve_up_axis(raw, source_up, rest_joints, model.parents)  # the file's own up axis
+    file_up = located.up_axis
+    seq = prepare_motion(located, fps, file_up, y_up, arms_degrees, rest_joints, model.parents)
     index = np.arange(seq.num_frames)[::every]
     if max_frames is not None:
         index = index[:max_frames]
     poses, trans = seq.poses[index], seq.trans[index]
-    betas = seq.betas[: model.num_betas]
+    notes = [*model.notes, *seq.notes]
+    if not model.has_shape_space and np.any(raw.betas != 0):
+        notes.append(f"the motion's betas are ignored: {model.path.name} is a rigged mesh without a shape space (it keeps its own shape)")
     with progress.task("posing", total=len(index), unit="frames") as advance:
         posed = model.pose_sequence(poses, betas, trans, advance=advance)
+    warning = upright_warning(posed["joints"], seq.up_axis) if len(index) else None
+    if warning:
+        notes.append(warning)
     times = index / seq.fps if seq.fps else np.full(len(index), np.nan)
     out = Path(out)
     with atomic_folder(out, force=force) as tmp:
@@ -100,11 +117,13 @@ def pose_to_folder(
                 "fps": float(seq.fps / every) if seq.fps else float("nan"),
                 "gender": model_gender,
                 "up_axis": seq.up_axis,
+                "source_up_axis": file_up,
                 "source_layout": seq.source_layout,
                 "body_model": str(model.path),
+                "body_kind": model.kind,
                 "motion": str(pose_file),
                 "separate_arms_degrees": float(arms_degrees),
-                "notes": seq.notes,
+                "notes": notes,
             }
             write_body_sequence(tmp / SEQUENCE_NAME, arrays, attrs, [model.path, pose_file], command)
             files.append(SEQUENCE_NAME)
@@ -138,7 +157,9 @@ def pose_to_folder(
         "gender": model_gender,
         "source_layout": seq.source_layout,
         "up_axis": seq.up_axis,
+        "source_up_axis": file_up,
+        "body_kind": model.kind,
         "files": files,
         "contact_sheet": SHEET_NAME if shown else None,
-        "notes": seq.notes,
+        "notes": notes,
     }
