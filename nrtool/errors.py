@@ -21,3 +21,27 @@ class InputFileError(NrtoolError):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+
+class Interrupted(BaseException):
+    """Ctrl-C, raised by the CLI's SIGINT handler instead of KeyboardInterrupt.
+
+    A ``BaseException`` on purpose: code that turns any ``Exception`` from a damaged file into
+    "damaged or truncated" (checkpoint and shape readers) must never catch an interrupt, or a
+    Ctrl-C during loading would be reported as a bad file and resumable state called damaged.
+    Click would turn a KeyboardInterrupt into a bare "Aborted!"; this one reaches the error
+    boundary, which exits 130 with the hint that rerunning resumes.
+    """
+
+
+def user_os_error(exc: OSError) -> str | None:
+    """The one-line message for an OS error on a user's path (``None`` when it names no path).
+
+    ``PATH: read-only file system`` instead of ``OSError: [Errno 30] ...``: a folder that cannot
+    be written, a full disk or a permission problem is the user's to fix, not a bug.
+    """
+    if exc.filename is None:
+        return None
+    reason = (exc.strerror or type(exc).__name__).lower()
+    target = f"{exc.filename} -> {exc.filename2}" if exc.filename2 else str(exc.filename)
+    return f"{target}: {reason}"

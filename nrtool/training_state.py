@@ -38,15 +38,15 @@ SAVE_EVERY_S = 30.0
 def start_training(out: str | os.PathLike[str], device: str, progress: "Progress | None",
                    *settings: Any) -> tuple[Path, "torch.device", "Progress"]:
     """The checks every training command starts with: ``settings`` (each has ``validate()``), the
-    output folder, the device. Returns ``out`` as a path, the torch device and the progress."""
+    output (its folder must exist and be writable), the device. Returns ``out`` as a path, the
+    torch device and the progress."""
+    from nrtool.artifacts.core import check_output_file
     from nrtool.device import resolve_device
     from nrtool.progress import SilentProgress
 
     for item in settings:
         item.validate()
-    out = Path(out)
-    if not out.parent.exists():
-        raise InputFileError(out, f"output folder {out.parent} does not exist")
+    out = check_output_file(out, "--out")
     return out, resolve_device(device), progress or SilentProgress()
 
 

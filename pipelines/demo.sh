@@ -19,7 +19,7 @@ if [ -d "$PSB" ]; then
   echo "demo: 8 real meshes from $PSB"
 else
   echo "demo: $PSB not found, using procedural shapes"
-  "$NRTOOL" synth shapes --out "$OUT/shapes" --classes 4 --per-class 2 --seed 0
+  "$NRTOOL" synth shapes --out "$OUT/shapes" --classes 4 --per-class 2 --seed 0 --force
   INPUT="$OUT/shapes"
 fi
 
@@ -35,7 +35,7 @@ echo "demo: reconstructions (.obj, source units) in $OUT/recon/, side-by-side pi
 echo
 echo "demo: inr2vec on procedural shapes (3 classes; a few minutes on 2 cores)"
 "$NRTOOL" synth shapes --out "$OUT/inr2vec-shapes" --families ellipsoid,torus,star_prism --per-class 16 \
-  --test-fraction 0.25 --seed 0 --quiet
+  --test-fraction 0.25 --seed 0 --force --quiet
 make -f pipelines/inr2vec.mk NRTOOL="$NRTOOL" DATA="$OUT/inr2vec-shapes" OUT="$OUT/inr2vec" \
   AUG_COPIES=1 EPOCHS=50 INR2VEC_ARGS="--batch 8" CLF_EPOCHS=60 PN_EPOCHS=20
 "$NRTOOL" info "$OUT/inr2vec/emb.h5" --json > /dev/null

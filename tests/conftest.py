@@ -46,11 +46,40 @@ def run_nrtool(*args: str, cwd: Path | None = None, check: bool = True, timeout:
     return result
 
 
+def run_cli(*args: str, check: bool = True) -> Result:
+    """Run nrtool in this process, through the same error boundary as the console script.
+
+    For error paths and quick commands: no interpreter start-up or heavy re-imports per call.
+    End-to-end checks of the installed entry point use :func:`run_nrtool`.
+    """
+    import contextlib
+    import io
+
+    from nrtool.cli.main import invoke
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = invoke([str(a) for a in args])
+    result = Result(code, out.getvalue(), err.getvalue())
+    if check and code != 0:
+        raise AssertionError(f"nrtool {' '.join(map(str, args))} failed ({code}):\n{result.stderr}")
+    return result
+
+
 @pytest.fixture(scope="session")
 def synth_shapes(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small procedural labelled mesh dataset: 2 classes x 3 shapes (2 train / 1 test)."""
     out = tmp_path_factory.mktemp("shapes")
     run_nrtool("synth", "shapes", "--out", out, "--classes", "2", "--per-class", "3", "--seed", "1", "--test-fraction", "0.34")
+    return out
+
+
+@pytest.fixture(scope="session")
+def fitted_inrs(synth_shapes: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's procedural shapes fitted once (tiny preset, 60 steps): an ``inrs`` artifact
+    for tests that need real INRs but not good ones. Read it; never write to it."""
+    out = tmp_path_factory.mktemp("fitted") / "inrs.h5"
+    run_cli("fit-inr", synth_shapes, "--out", out, "--preset", "tiny", "--steps", "60", "--quiet")
     return out
 
 

@@ -10,6 +10,7 @@ dataset                 shape       meaning
 ``labels``              (N,) i64    index into the ``classes`` attribute, -1 = unknown
 ``split``               (N,) str    train / val / test, "" = unknown
 ``sources``             (N,) str    absolute path of each source shape
+``source_sha256``       (N,) str    SHA-256 of the source file when fitted ("" = unknown)
 ``source_index``        (N,) i64    position in the run's full (unsharded) input list
 ``center``, ``scale``   (N,3), (N,) ``x_source = x_normalised * scale + center``
 ``final_loss``          (N,) f32    mean field loss after fitting
@@ -30,6 +31,7 @@ and the next run with the same settings picks up the finished batches.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -206,20 +208,21 @@ class PartsStore:
     def save_batch(self, items: Sequence[InrItem]) -> None:
         first = min(item.source_index for item in items)
         final = self.folder / f"batch-{first:08d}.npz"
-        tmp = self.folder / f".batch-{first:08d}.tmp.npz"
+        buffer = io.BytesIO()
         np.savez(
-            tmp,
+            buffer,
             names=np.array([i.name for i in items]),
             class_names=np.array([i.class_name or "" for i in items]),
             splits=np.array([i.split or "" for i in items]),
             sources=np.array([i.source for i in items]),
+            source_sha256=np.array([i.source_sha256 for i in items]),
             source_index=np.array([i.source_index for i in items], dtype=np.int64),
             center=np.stack([i.center for i in items]),
             scale=np.array([i.scale for i in items]),
             final_loss=np.array([i.final_loss for i in items], dtype=np.float32),
             params=np.stack([i.params for i in items]).astype(np.float32),
         )
-        os.replace(tmp, final)
+        atomic_write_bytes(final, buffer.getvalue())
 
     def load(self) -> list[InrItem]:
         """Every item of every complete batch file (damaged ones are ignored and refitted)."""
@@ -227,6 +230,7 @@ class PartsStore:
         for path in sorted(self.folder.glob("batch-*.npz")):
             try:
                 with np.load(path, allow_pickle=False) as data:
+                    hashes = data["source_sha256"] if "source_sha256" in data else [""] * len(data["names"])
                     for i, name in enumerate(data["names"]):
                         items.append(
                             InrItem(
@@ -239,6 +243,7 @@ class PartsStore:
                                 scale=float(data["scale"][i]),
                                 final_loss=float(data["final_loss"][i]),
                                 params=data["params"][i],
+                                source_sha256=str(hashes[i]),
                             )
                         )
             except (OSError, ValueError, KeyError):

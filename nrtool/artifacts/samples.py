@@ -25,7 +25,7 @@ from nrtool.artifacts.core import (
     ItemInfo,
     atomic_output,
     open_artifact,
-    read_strings,
+    read_item_table,
     write_item_table,
     write_root_attrs,
 )
@@ -100,14 +100,15 @@ class SamplesReader:
                     seed=int(handle.attrs["seed"]),
                     input_set=str(handle.attrs.get("input_set", "")),
                 )
-                classes = json.loads(handle.attrs.get("classes", "[]"))
-                self.names = read_strings(handle["names"])
-                self.class_names = [classes[i] if i >= 0 else None for i in handle["labels"][()]]
-                self.splits = [s or None for s in read_strings(handle["split"])]
-                self.sources = read_strings(handle["sources"])
-                self.source_index = handle["source_index"][()].tolist()
-                self.center = handle["center"][()]
-                self.scale = handle["scale"][()]
+                items = read_item_table(handle)
+                self.names = [item.name for item in items]
+                self.class_names = [item.class_name for item in items]
+                self.splits = [item.split for item in items]
+                self.sources = [item.source for item in items]
+                self.source_sha256 = [item.source_sha256 for item in items]
+                self.source_index = [item.source_index for item in items]
+                self.center = np.stack([item.center for item in items])
+                self.scale = np.array([item.scale for item in items])
                 self.offsets = handle["offsets"][()]
             except (KeyError, ValueError, json.JSONDecodeError) as exc:
                 raise InputFileError(path, f"damaged 'samples' artifact ({exc})") from exc

@@ -36,7 +36,14 @@ from typing import Any
 import h5py
 import numpy as np
 
-from nrtool.artifacts.core import STR_DTYPE, atomic_output, open_artifact, read_strings, write_root_attrs
+from nrtool.artifacts.core import (
+    STR_DTYPE,
+    atomic_output,
+    check_item_names,
+    open_artifact,
+    read_strings,
+    write_root_attrs,
+)
 from nrtool.errors import InputFileError, NrtoolError
 from nrtool.scan.board import ChArUcoBoard
 from nrtool.scan.filtering import FilterConfig, reason_counts
@@ -167,6 +174,7 @@ def write_scan(path: str | os.PathLike[str], data: ScanData, inputs: list[dict[s
         def strings(name: str, values: list[str]) -> None:
             handle.create_dataset(name, data=np.array(values, dtype=object).astype(STR_DTYPE))
 
+        check_item_names(data.names, path)
         strings("names", data.names)
         strings("frame_paths", data.frame_paths)
         handle["video_frame"] = np.asarray(data.video_frame, np.int64)
@@ -238,6 +246,8 @@ def load_scan(path: str | os.PathLike[str], with_images: bool = False) -> ScanDa
             )
         except (KeyError, ValueError, TypeError, json.JSONDecodeError, NrtoolError) as exc:
             raise InputFileError(path, f"damaged 'scan' artifact ({exc})") from exc
+    # Frame names become file names in `export nerf`: refuse a hostile or damaged artifact.
+    check_item_names(data.names, path)
     n = len(data)
     if not (data.camera_to_world.shape == (n, 4, 4) and len(data.kept) == n and len(data.frame_paths) == n):
         raise InputFileError(path, "damaged 'scan' artifact (per-frame datasets differ in length)")

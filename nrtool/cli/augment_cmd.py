@@ -18,7 +18,7 @@ def augment(
     scale: tuple[float, float] = typer.Option((0.85, 1.15), help="Per-axis scale range LOW HIGH."),
     jitter: float = typer.Option(0.002, help="Jitter std as a fraction of the bounding-box diagonal."),
     seed: int = typer.Option(0, help="Random seed (same seed, same copies)."),
-    overwrite: bool = typer.Option(False, help="Replace a non-empty --out folder."),
+    overwrite: bool = typer.Option(False, help="Replace --out if it is a non-empty folder nrtool wrote (never a folder it did not write)."),
 ) -> None:
     """Write augmented copies of the training shapes; test shapes are left alone.
 

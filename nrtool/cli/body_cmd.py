@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from nrtool.cli.common import OPTIONS, argv, note, print_json, progress
+from nrtool.cli.common import FORCE_OPTION, OPTIONS, argv, check_outputs, note, print_json, progress
 from nrtool.cli.main import app
 from nrtool.cli.synth_cmd import synth_app
 
@@ -32,7 +32,7 @@ def body_pose(
     sheet_frames: int = typer.Option(6, help="Frames shown in contact_sheet.png (0: no sheet)."),
     renderer: str = typer.Option("auto", help="auto | matplotlib | pytorch3d (contact sheet rasterizer)."),
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
-    force: bool = typer.Option(False, "--force", help="Replace a non-empty --out folder."),
+    force: bool = FORCE_OPTION,
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
     """Posed body meshes for a motion sequence, and a PNG contact sheet of a few frames.
@@ -82,6 +82,7 @@ def synth_body(
     """
     from nrtool.synth.body import SHAPE_DIRECTIONS, write_body
 
+    check_outputs(files=[out])
     data = write_body(out, resolution)
     summary = {
         "out": str(out),
@@ -108,6 +109,7 @@ def synth_poses(
     betas_scale: float = typer.Option(0.0, help="Random shape: standard deviation of the first 10 betas (0: mean shape)."),
     seed: int = typer.Option(0, help="Random seed (same seed, same files)."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+    force: bool = FORCE_OPTION,
 ) -> None:
     """AMASS-format motion sequences (Z-up, like AMASS) within plausible joint limits.
 
@@ -120,17 +122,23 @@ def synth_poses(
     for name in motions:
         if name not in MOTIONS:
             raise NrtoolError(f"--motion {name!r}: choose {', '.join(MOTIONS)}")
+    written = []
+
+    def write(path: Path, name: str, final: Path) -> None:
+        seq = write_motion(path, name, seconds=seconds, fps=fps, seed=seed, layout=layout, betas_scale=betas_scale)
+        written.append({"path": str(final), "motion": name, "frames": seq.num_frames, "fps": fps, "layout": layout})
+
     if out.suffix.lower() == ".npz":
         if len(motions) > 1:
             raise NrtoolError("one --motion per .npz; give a folder as --out for several")
-        targets = [(out, motions[0] if motions else "walk")]
+        check_outputs(files=[out])
+        write(out, motions[0] if motions else "walk", out)
     else:
-        out.mkdir(parents=True, exist_ok=True)
-        targets = [(out / f"{name}.npz", name) for name in (motions or list(MOTIONS))]
-    written = []
-    for path, name in targets:
-        seq = write_motion(path, name, seconds=seconds, fps=fps, seed=seed, layout=layout, betas_scale=betas_scale)
-        written.append({"path": str(path), "motion": name, "frames": seq.num_frames, "fps": fps, "layout": layout})
+        from nrtool.artifacts.core import atomic_folder
+
+        with atomic_folder(out, force=force) as staging:
+            for name in motions or list(MOTIONS):
+                write(staging / f"{name}.npz", name, out / f"{name}.npz")
     if json_out:
         print_json(written)
     elif not OPTIONS.quiet:
@@ -149,7 +157,7 @@ def synth_garments(
     resolution: float = typer.Option(0.015, help="Marching-cubes step of the offset surface, metres."),
     fmt: str = typer.Option("obj", "--format", help="obj | ply."),
     gender: str = typer.Option("neutral", help="Which file of a folder of SMPL models (neutral | male | female)."),
-    force: bool = typer.Option(False, "--force", help="Replace a non-empty --out folder."),
+    force: bool = FORCE_OPTION,
     preview: bool = typer.Option(True, "--preview/--no-preview", help="Write preview.png: every garment (up to 12) on the body."),
     json_out: bool = typer.Option(False, "--json", help="Print the garment index as JSON."),
 ) -> None:

@@ -4,16 +4,29 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import typer
+
 from nrtool.progress import LineProgress, Progress, RichProgress, SilentProgress
+
+#: For commands that write an output folder atomically: what ``--force`` may replace.
+FORCE_OPTION = typer.Option(False, "--force", help="Replace --out if it is a non-empty folder nrtool wrote "
+                            "(a folder nrtool did not write is never replaced).")
 
 
 @dataclass
 class GlobalOptions:
     debug: bool = False
     quiet: bool = False
+
+    def reset(self) -> None:
+        """Back to the defaults (each in-process run starts from a clean slate)."""
+        self.debug = False
+        self.quiet = False
 
 
 OPTIONS = GlobalOptions()
@@ -37,6 +50,22 @@ def kept_epoch(summary: dict[str, Any]) -> str:
     if best is None:
         return "no validation items, kept the last epoch"
     return f"best validation accuracy {best:.3f} at epoch {summary['best_epoch']}"
+
+
+def check_outputs(files: Iterable[Path | None] = (), folders: Iterable[Path | None] = ()) -> None:
+    """Before any work: every output file's folder and every output folder must be writable.
+
+    A read-only or missing place is found now, in one line naming the path, instead of after
+    a long run (``None`` entries are options that were not given).
+    """
+    from nrtool.artifacts.core import check_output_dir, check_output_file
+
+    for path in files:
+        if path is not None:
+            check_output_file(path)
+    for path in folders:
+        if path is not None:
+            check_output_dir(path)
 
 
 def _jsonable(value: Any) -> Any:

@@ -10,7 +10,7 @@ from typing import Any, Optional
 
 import typer
 
-from nrtool.cli.common import OPTIONS, argv, console, kept_epoch, print_json, progress
+from nrtool.cli.common import OPTIONS, argv, check_outputs, console, kept_epoch, print_json, progress
 from nrtool.cli.main import app
 from nrtool.cli.train_group import train_app  # the shared `nrtool train ...` group
 
@@ -69,6 +69,7 @@ def classify(
     """
     from nrtool.heads.classifier import classify_file
 
+    check_outputs(files=[out, plot])
     report = classify_file(embeddings, model, out, splits=split or [], device=device,
                            plot=plot if plot is not None else True, command=argv())
     if json_out:
@@ -143,10 +144,7 @@ def retrieve(
     from nrtool.heads.retrieval import retrieve_files
 
     ks = _parse_ks(k, list(ctx.args))
-    if png is not None and not png.parent.is_dir():
-        from nrtool.errors import InputFileError
-
-        raise InputFileError(png, f"output folder {png.parent} does not exist")
+    check_outputs(files=[png])
     result = retrieve_files(embeddings, gallery, ks, splits=split or [], gallery_splits=gallery_split or [],
                             png=png, png_rows=png_rows)
     if json_out:

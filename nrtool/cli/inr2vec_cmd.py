@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from nrtool.cli.common import OPTIONS, argv, print_json, progress
+from nrtool.cli.common import FORCE_OPTION, OPTIONS, argv, check_outputs, print_json, progress
 from nrtool.cli.main import app
 from nrtool.cli.train_group import RESTART_OPTION, note_resumed, train_app
 
@@ -64,6 +64,7 @@ def encode(
 
     if batch < 1:
         raise NrtoolError("--batch must be at least 1")
+    check_outputs(files=[out])
     embeddings = encode_inrs(inrs, model, out, device=device, batch=batch, progress=progress(), command=argv())
     if not OPTIONS.quiet:
         print(f"{out}: {len(embeddings.items)} embeddings of dimension {embeddings.vectors.shape[1]}")
@@ -96,6 +97,7 @@ def decode(
     voxel_resolution: int = VOXEL_OPTION,
     normalised: bool = typer.Option(False, "--normalised", help="Write in the normalised frame instead of source units."),
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
+    force: bool = FORCE_OPTION,
 ) -> None:
     """Decode embeddings into shapes (udf -> points, sdf -> mesh, occ -> voxels).
 
@@ -105,7 +107,7 @@ def decode(
     from nrtool.inr2vec.decode import decode_embeddings
 
     results = decode_embeddings(embeddings, model, out, _settings(resolution, points, voxel_resolution, normalised),
-                                names=name, device=device, progress=progress())
+                                names=name, device=device, progress=progress(), force=force)
     for result in results:
         if result.path is None:
             note(f"{result.name}: the decoded field has no surface")
@@ -125,6 +127,7 @@ def interpolate(
     points: int = POINTS_OPTION,
     voxel_resolution: int = VOXEL_OPTION,
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
+    force: bool = FORCE_OPTION,
 ) -> None:
     """Decode shapes along the straight line between two embeddings, plus a PNG strip.
 
@@ -134,6 +137,6 @@ def interpolate(
 
     results = interpolate_embeddings(embeddings, model, start, end, steps, out,
                                      _settings(resolution, points, voxel_resolution, True),
-                                     device=device, progress=progress())
+                                     device=device, progress=progress(), force=force)
     if not OPTIONS.quiet:
         print(f"{out}: {len(results)} interpolated shapes and strip.png")

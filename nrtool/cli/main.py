@@ -15,7 +15,7 @@ import typer
 from nrtool import __version__
 from nrtool.cli import common
 from nrtool.cli.common import OPTIONS
-from nrtool.errors import NrtoolError
+from nrtool.errors import Interrupted, NrtoolError, user_os_error
 
 HELP = """\
 Neural representations of 3D signals: fit INRs to meshes, point clouds and voxel grids, and
@@ -82,11 +82,6 @@ def _register() -> None:
 _register()
 
 
-class Interrupted(Exception):
-    """Ctrl-C. Raised instead of KeyboardInterrupt so that click does not turn it into a bare
-    "Aborted!": the user learns that rerunning resumes."""
-
-
 def _raise_interrupted(signum: int, frame: object) -> None:
     raise Interrupted()
 
@@ -109,24 +104,46 @@ def _lift_global_flags(args: list[str]) -> list[str]:
     return kept
 
 
-def run() -> None:
-    """Console-script entry point with the one-line error boundary."""
-    signal.signal(signal.SIGINT, _raise_interrupted)
+def invoke(args: list[str]) -> int:
+    """Run nrtool on ``args`` inside the one-line error boundary; returns the exit status.
+
+    The console script and the in-process tests go through here, so both see the same messages
+    and exit codes: 0 success, 1 a bug ("internal error"), 2 a user error, 130 an interrupt.
+    """
+    OPTIONS.reset()
     try:
-        app(args=_lift_global_flags(sys.argv[1:]), prog_name="nrtool")
+        app(args=_lift_global_flags(list(args)), prog_name="nrtool")
+    except SystemExit as exc:  # click ends every run, successful or not, with SystemExit
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except Interrupted:
         sys.stderr.write("nrtool: interrupted (rerun the same command to resume)\n")
-        sys.exit(130)
+        return 130
     except NrtoolError as exc:
         if OPTIONS.debug:
             raise
         sys.stderr.write(f"nrtool: error: {exc}\n")
-        sys.exit(2)
+        return 2
+    except OSError as exc:
+        # An OS error on a path the user gave (read-only folder, disk full, permission denied) is
+        # theirs to fix, not a bug: one line naming the path.
+        if OPTIONS.debug:
+            raise
+        message = user_os_error(exc)
+        sys.stderr.write(f"nrtool: error: {message}\n" if message else
+                         f"nrtool: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)\n")
+        return 2 if message else 1
     except Exception as exc:  # noqa: BLE001 - the boundary: anything else is a bug, said in one line
         if OPTIONS.debug:
             raise
         sys.stderr.write(f"nrtool: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)\n")
-        sys.exit(1)
+        return 1
+    return 0
 
 
-__all__ = ["app", "run", "common"]
+def run() -> None:
+    """Console-script entry point: Ctrl-C becomes :class:`Interrupted`, then :func:`invoke`."""
+    signal.signal(signal.SIGINT, _raise_interrupted)
+    sys.exit(invoke(sys.argv[1:]))
+
+
+__all__ = ["app", "invoke", "run", "common"]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from nrtool.cli.common import OPTIONS
+from nrtool.cli.common import OPTIONS, check_outputs
 from nrtool.cli.main import app
 
 plot_app = typer.Typer(help="Figures from artifacts (PNG).", no_args_is_help=True)
@@ -30,6 +30,7 @@ def tsne(
 
     if perplexity <= 0:
         raise NrtoolError("--perplexity must be positive")
+    check_outputs(files=[out])
     data = load_embeddings(embeddings)
     if len(data.items) < 3:
         raise InputFileError(embeddings, f"t-SNE needs at least 3 embeddings, found {len(data.items)}")

@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from nrtool.cli.common import OPTIONS, argv, kept_epoch, print_json, progress
+from nrtool.cli.common import OPTIONS, argv, check_outputs, kept_epoch, note, print_json, progress
 from nrtool.cli.main import app
 from nrtool.cli.train_group import train_app  # the shared `nrtool train ...` group
 
@@ -77,8 +77,13 @@ def classify_points(
     from nrtool.cli.heads_cmd import _print_report
     from nrtool.heads.pointnet import classify_points_file
 
+    check_outputs(files=[out, plot])
     report = classify_points_file(inrs, model, out, splits=split or [], device=device,
                                   plot=plot if plot is not None else True, command=argv(), progress=progress())
+    if report["empty_reconstructions"]:
+        empty = report["empty_reconstructions"]
+        note(f"{len(empty)} of {report['items']} INRs reconstructed to nothing (no surface) and were classified as "
+             f"all-zero point clouds, e.g. {empty[0]}")
     if json_out:
         print_json(report)
         return

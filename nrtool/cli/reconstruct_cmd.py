@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from nrtool.cli.common import OPTIONS, console, note, print_json, progress
+from nrtool.cli.common import OPTIONS, check_outputs, console, note, print_json, progress
 from nrtool.cli.main import app
 
 
@@ -45,6 +45,7 @@ def reconstruct(
         raise NrtoolError("--threshold must be in (0, 1)")
     if mesh_format not in ("obj", "ply", "off", "stl"):
         raise NrtoolError(f"--mesh-format {mesh_format!r}: choose obj, ply, off or stl")
+    check_outputs(files=[preview], folders=[out])
     settings = ReconstructionSettings(
         resolution=resolution, points=points, voxel_resolution=voxel_resolution, threshold=threshold,
         source_units=not normalised, metrics=metrics, mesh_format=mesh_format,

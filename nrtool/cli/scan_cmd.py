@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from nrtool.cli.common import OPTIONS, argv, note, print_json, progress
+from nrtool.cli.common import OPTIONS, argv, check_outputs, note, print_json, progress
 from nrtool.cli.main import app
 from nrtool.cli.plot_cmd import plot_app
 from nrtool.cli.synth_cmd import synth_app
@@ -96,8 +96,7 @@ def scan(
         if len(macro) != 3:
             raise NrtoolError(f"--splits takes three sizes (train,val,test), got {splits!r}")
         sizes = SplitSizes(*macro, train_subsets=_int_list(train_subsets, "--train-subsets"), octant_extra=octant_extra)
-    if not out.parent.is_dir():
-        raise NrtoolError(f"{out}: output folder {out.parent} does not exist")
+    check_outputs(files=[out])
     data = run_scan(source, charuco, camera, FilterConfig(min_azimuth_step, max_reprojection_error, min_corners),
                     sizes, seed=seed, every=every, workers=workers or None, embed_images=embed_images,
                     progress=progress(), warn=lambda message: note(f"warning: {message}"))
@@ -125,7 +124,7 @@ def export_nerf_cmd(
     scan_file: Path = typer.Argument(..., metavar="SCAN", help="scan artifact from `nrtool scan`."),
     out: Path = typer.Option(..., "--out", "-o", help="Dataset folder to create."),
     masks: Optional[Path] = typer.Option(None, "--masks", help="Folder of object masks NAME.png per frame (adds mask_path)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing non-empty --out."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it is a non-empty folder nrtool wrote (never a folder it did not write)."),
     link: bool = typer.Option(False, "--link", help="Hard-link the capture's images instead of copying them (no extra "
                               "space, but editing the dataset's images then edits the capture's); copies where linking fails."),
     json_out: bool = typer.Option(False, "--json", help="Print what was written as JSON."),
@@ -137,6 +136,7 @@ def export_nerf_cmd(
     from nrtool.artifacts.scan import load_scan
     from nrtool.scan.export import export_nerf
 
+    check_outputs(folders=[out])
     data = load_scan(scan_file)  # embedded images are read one at a time, as they are written
     result = export_nerf(data, out, masks=masks, overwrite=overwrite, progress=progress(), link=link)
     if json_out:
@@ -157,6 +157,7 @@ def plot_scan(
     from nrtool.artifacts.scan import load_scan
     from nrtool.scan.plots import scan_figures
 
+    check_outputs(folders=[out])
     data = load_scan(scan_file)
     paths = scan_figures(data, out, scan_file.name)
     if not OPTIONS.quiet:

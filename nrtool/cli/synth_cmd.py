@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from nrtool.cli.common import OPTIONS
+from nrtool.cli.common import FORCE_OPTION, OPTIONS
 from nrtool.cli.main import app
 
 synth_app = typer.Typer(help="Procedural datasets in real file formats (for tests and demos).", no_args_is_help=True)
@@ -22,6 +22,7 @@ def shapes(
     test_fraction: float = typer.Option(0.25, help="Fraction of each class put in test/."),
     families: str = typer.Option("", help="Comma-separated families to use as the classes instead of the first --classes "
                                   "(ellipsoid, box, cylinder, cone, torus, capsule, star_prism, twisted_box, bent_capsule, peanut)."),
+    force: bool = FORCE_OPTION,
 ) -> None:
     """A labelled dataset of watertight procedural meshes in the ModelNet-style layout.
 
@@ -34,10 +35,12 @@ def shapes(
         raise NrtoolError("--classes and --per-class must be at least 1")
     if not 0 <= test_fraction < 1:
         raise NrtoolError("--test-fraction must be in [0, 1)")
-    out.mkdir(parents=True, exist_ok=True)
+    from nrtool.artifacts.core import atomic_folder
+
     chosen = [f.strip() for f in families.split(",") if f.strip()]
-    paths = make_shape_dataset(out, classes=classes, per_class=per_class, seed=seed, test_fraction=test_fraction,
-                               families=chosen or None)
+    with atomic_folder(out, force=force) as staging:
+        paths = make_shape_dataset(staging, classes=classes, per_class=per_class, seed=seed,
+                                   test_fraction=test_fraction, families=chosen or None)
     classes = len(chosen) or classes
     if not OPTIONS.quiet:
         print(f"{out}: {len(paths)} meshes in {classes} classes")

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from nrtool.artifacts.core import holds_output_lock
 from nrtool.errors import InputFileError, NrtoolError
 from nrtool.geometry.augment import source_group
 from nrtool.progress import Progress, SilentProgress
@@ -522,6 +523,7 @@ def confusion_path(predictions: str | os.PathLike[str]) -> Path:
     return predictions.with_name(f"{predictions.stem}.confusion.png")
 
 
+@holds_output_lock("out")
 def train_classifier_file(
     embeddings_path: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -531,6 +533,9 @@ def train_classifier_file(
     plot: bool = True,
 ) -> dict[str, Any]:
     """Train on an ``embeddings`` artifact and write the checkpoint (+ curves PNG); a summary dict."""
+    from nrtool.artifacts.core import check_output_file
+
+    check_output_file(out, "--out")
     from nrtool.artifacts.core import provenance
     from nrtool.artifacts.embeddings import load_embeddings
     from nrtool.device import resolve_device

@@ -36,8 +36,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from nrtool.artifacts.core import holds_output_lock
 from nrtool.errors import InputFileError, NrtoolError
 from nrtool.geometry.augment import source_group
+from nrtool.geometry.ground_truth import item_seed
 from nrtool.progress import Progress, SilentProgress
 
 if TYPE_CHECKING:
@@ -237,7 +239,8 @@ def points_from_inrs(
     points = np.zeros((len(items), n_points, 3), dtype=np.float32)
     with progress.task(f"points from {header.field} INRs", len(items), "shapes") as advance:
         for i, item in enumerate(items):
-            cloud = cloud_from_field(header.field, inr_field_fn(header, item, device), n_points, resolution, device, seed=i)
+            cloud = cloud_from_field(header.field, inr_field_fn(header, item, device), n_points, resolution, device,
+                                     seed=item_seed(0, item.name))
             if cloud is not None:
                 points[i] = cloud
             advance()
@@ -290,8 +293,13 @@ def train_pointnet(
     progress: Progress | None = None,
     splits: Sequence[str | None] | None = None,
     groups: Sequence[str] | None = None,
+    num_classes: int | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Train a :class:`PointNet` on ``points`` (N, Q, 3) with class indices ``labels`` (N,).
+
+    ``num_classes`` is the length of the class list the labels index (the artifact's
+    ``classes``); by default the largest label + 1, which is too few when the last classes have
+    no usable item -- and the checkpoint, saved with the full class list, would not load.
 
     Each epoch every shape contributes ``min(config.points, Q)`` of its Q points, drawn afresh,
     plus Gaussian jitter of std ``config.jitter``. ``splits`` (default: all 'train') decides
@@ -308,7 +316,9 @@ def train_pointnet(
     labels = np.asarray(labels, dtype=np.int64)
     splits = list(splits) if splits is not None else ["train"] * len(labels)
     train_idx, val_idx = train_val_split(labels, splits, config.val_fraction, config.seed, groups)
-    num_classes = int(labels.max()) + 1 if len(labels) else 0
+    num_classes = num_classes if num_classes is not None else (int(labels.max()) + 1 if len(labels) else 0)
+    if len(labels) and labels.max() >= num_classes:
+        raise NrtoolError(f"label {int(labels.max())} is out of range for {num_classes} classes")
     if len(np.unique(labels[labels >= 0])) < 2:
         raise NrtoolError("a PointNet needs at least 2 classes among the labelled items")
     if len(train_idx) < 2:
@@ -409,6 +419,7 @@ def classify_points(
 # ---------------------------------------------------------------- file-level stages
 
 
+@holds_output_lock("out")
 def train_pointnet_file(
     inrs_path: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -418,6 +429,9 @@ def train_pointnet_file(
     plot: bool = True,
 ) -> dict[str, Any]:
     """Reconstruct the non-test INRs, train, write the checkpoint (+ curves PNG); a summary dict."""
+    from nrtool.artifacts.core import check_output_file
+
+    check_output_file(out, "--out")
     from nrtool.artifacts.core import provenance
     from nrtool.artifacts.inrs import load_inrs
     from nrtool.device import resolve_device
@@ -438,7 +452,7 @@ def train_pointnet_file(
     empty = empty_items(points)
     labels[empty] = -1  # nothing to learn from a shape that reconstructs to nothing
     state, history = train_pointnet(points, labels, config, torch_device, progress, splits=[i.split for i in items],
-                                    groups=[source_group(i.name) for i in items])
+                                    groups=[source_group(i.name) for i in items], num_classes=len(classes))
     history["reconstruct_seconds"] = reconstruct_seconds
     extra = {"inrs": {"inputs": provenance([inrs_path]), "architecture": header.spec.to_dict()}}
     save_pointnet(out, state, config, classes, header.field, history, extra)
@@ -495,13 +509,15 @@ def classify_points_file(
         raise InputFileError(inrs_path, f"no items with split {' or '.join(splits)}")
     config = classifier.config
     probabilities = np.zeros((len(chosen), len(classifier.classes)), dtype=np.float32)
+    empty: list[str] = []
     started = time.perf_counter()
     with progress.task(f"classifying {header.field} INRs", len(chosen), "shapes") as advance:
         for i, item in enumerate(chosen):
             # Per item, reconstruction + classification: what one INR costs (Tab. C.5).
             cloud = cloud_from_field(header.field, inr_field_fn(header, item, torch_device), config.points,
-                                     grid_resolution(config, header.field), torch_device, seed=i)
-            if cloud is None:
+                                     grid_resolution(config, header.field), torch_device, seed=item_seed(0, item.name))
+            if cloud is None:  # no surface: classified as an all-zero cloud, and reported
+                empty.append(item.name)
                 cloud = np.zeros((config.points, 3), np.float32)
             probabilities[i] = classify_points(classifier, cloud[None], torch_device)[0]
             advance()
@@ -514,4 +530,5 @@ def classify_points_file(
         "device": str(torch_device),
         "seconds": seconds,
         "seconds_per_inr": seconds / len(chosen),
+        "empty_reconstructions": empty,
     }

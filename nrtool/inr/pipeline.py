@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nrtool.artifacts.core import provenance
+from nrtool.artifacts.core import check_output_file, holds_output_lock, provenance, sha256_file
 from nrtool.artifacts.inrs import (
     InrHeader,
     InrItem,
@@ -38,6 +38,10 @@ if TYPE_CHECKING:
     import torch
 
     from nrtool.io.shapes import ShapeSource
+
+
+#: Point clouds with fewer points than this get a note: too few to describe a surface.
+SPARSE_CLOUD_POINTS = 100
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,7 @@ def _resolve_field(requested: str, kinds: list[tuple[str, str, FieldName]]) -> t
     return "udf", notes
 
 
+@holds_output_lock("out")
 def fit_inrs(
     inputs: Sequence[str],
     out: str | os.PathLike[str],
@@ -110,18 +115,19 @@ def fit_inrs(
     progress: Progress | None = None,
     command: list[str] | None = None,
 ) -> FitReport:
-    """Fit one SIREN per input shape into the ``inrs`` artifact ``out`` (resuming if possible)."""
+    """Fit one SIREN per input shape into the ``inrs`` artifact ``out`` (resuming if possible).
+
+    Items are identified by name *and* their source's content (SHA-256): an item already in
+    ``out`` whose source changed is fitted again, and the finished batches of an interrupted
+    run are reused only when they belong to these inputs. The output is locked for the run.
+    """
 
     from nrtool.device import resolve_device
     from nrtool.inr.siren import siren_init
 
     progress = progress or SilentProgress()
     started = time.perf_counter()
-    out = Path(out)
-    if out.exists() and out.is_dir():
-        raise InputFileError(out, "--out is a folder, expected a file name such as inrs.h5")
-    if not out.parent.exists():
-        raise InputFileError(out, f"output folder {out.parent} does not exist")
+    out = check_output_file(out, "--out")
     torch_device = resolve_device(device)
     config.validate()
 
@@ -158,6 +164,11 @@ def fit_inrs(
         if old_settings != settings:
             raise InputFileError(out, f"exists with other settings ({_differences(old_settings, settings)}); "
                                  "pass --overwrite to replace it, or choose another --out")
+    current = {src.name: plan.sha256[src.name] for _, src in selected}
+    stale = [item.name for item in existing if _changed(item, current)]
+    if stale:
+        notes.append(f"{len(stale)} source(s) changed since they were fitted into {out.name}; fitting them again "
+                     f"(e.g. {stale[0]})")
     parts = PartsStore(out)
     if parts.exists():
         if parts.settings() not in (None, settings) and not overwrite:
@@ -165,9 +176,22 @@ def fit_inrs(
                                  "pass --overwrite to discard it, or rerun with the same settings")
         if overwrite or parts.settings() is None:
             parts.remove()
+        else:
+            _check_parts_belong(parts, current)
     parts.start(settings)
-    done = {item.name for item in existing}
-    resumed = [item for item in parts.load() if item.name not in done]
+    done = {item.name for item in existing} - set(stale)
+    resumed: list[InrItem] = []
+    changed_parts: list[str] = []
+    for item in parts.load():
+        if item.name in done:
+            continue
+        if _changed(item, current):
+            changed_parts.append(item.name)
+        else:
+            resumed.append(item)
+    if changed_parts:
+        notes.append(f"{len(changed_parts)} source(s) changed since the interrupted run fitted them; fitting them "
+                     f"again (e.g. {changed_parts[0]})")
     done |= {item.name for item in resumed}
     todo = [(pos, src) for pos, src in selected if src.name not in done]
     if resumed:
@@ -188,10 +212,12 @@ def fit_inrs(
             parts.remove()
         raise
 
-    new_items = sorted(resumed, key=lambda item: item.source_index)
-    all_items = existing + new_items
+    refitted = {item.name: item for item in resumed}
+    # Existing items keep their place (a changed source's item is replaced where it was).
+    kept = [refitted.pop(item.name, item) for item in existing]
+    all_items = kept + sorted(refitted.values(), key=lambda item: item.source_index)
     n_fitted = len(todo)
-    if new_items or overwrite or not out.exists():
+    if resumed or overwrite or not out.exists():
         write_inrs(out, header, all_items, inputs=None, command=command)
     parts.remove()
     losses = [item.final_loss for item in all_items]
@@ -207,6 +233,29 @@ def fit_inrs(
     )
 
 
+def _changed(item: InrItem, current: dict[str, str]) -> bool:
+    """True when ``item`` was fitted from other content than the current source of that name.
+
+    An item or a source without a recorded hash (older files; samples without hashes) cannot be
+    compared and counts as unchanged.
+    """
+    now = current.get(item.name)
+    return bool(now and item.source_sha256 and now != item.source_sha256)
+
+
+def _check_parts_belong(parts: PartsStore, current: dict[str, str]) -> None:
+    """Refuse the finished batches of an interrupted run on other inputs (naming one of them).
+
+    Discarding them silently would lose that run's work; merging them would put another
+    folder's items into this output.
+    """
+    foreign = [item.name for item in parts.load() if item.name not in current]
+    if foreign:
+        raise InputFileError(parts.folder, f"holds {len(foreign)} INR(s) of an interrupted run on other inputs "
+                             f"(e.g. {foreign[0]!r}, not among these inputs); rerun that command to finish it, "
+                             "or pass --overwrite to discard it")
+
+
 @dataclass
 class _Plan:
     """What a fit run works on: the field, the final config, the selected items and where each
@@ -218,6 +267,7 @@ class _Plan:
     truth_for: Callable[[int, "ShapeSource"], tuple[np.ndarray, np.ndarray, np.ndarray, float]]
     input_set: str
     notes: list[str]
+    sha256: dict[str, str]  # item name -> SHA-256 of its source ("" = unknown)
 
 
 def _plan_from_shapes(
@@ -239,21 +289,32 @@ def _plan_from_shapes(
     # Read every input once before fitting: a bad file fails now, not hours into the run.
     to_inspect = sources if field_name == "auto" else [s for _, s in selected]
     kinds: list[tuple[str, str, FieldName]] = []
+    sparse: list[tuple[str, int]] = []
+    wanted = {src.name for _, src in selected}
+    sha256: dict[str, str] = {}
     with progress.task("reading shapes", len(to_inspect), "shapes") as advance:
         for src in to_inspect:
             shape = load_shape(src.path)
             if field_name != "auto":
                 check_field(shape, field_name)  # type: ignore[arg-type]
             kinds.append((src.path, shape.kind, auto_field(shape)))
+            if shape.kind == "points" and len(shape.points()) < SPARSE_CLOUD_POINTS:
+                sparse.append((src.path, len(shape.points())))
+            if src.name in wanted:
+                sha256[src.name] = sha256_file(src.path)
             advance()
     field_resolved, notes = _resolve_field(field_name, kinds)
+    if sparse:
+        notes.append(f"{len(sparse)} point cloud(s) have fewer than {SPARSE_CLOUD_POINTS} points (e.g. {sparse[0][0]}: "
+                     f"{sparse[0][1]}); their INRs will model those few points, not a surface")
 
     def truth_for(pos: int, src: "ShapeSource") -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
         seed = item_seed(config.seed, src.name)
         truth = compute_ground_truth(load_shape(src.path), field_resolved, config.queries, seed)
         return truth.queries, truth.values, truth.normalisation.center, truth.normalisation.scale
 
-    return _Plan(field_resolved, config, selected, truth_for, input_set_digest([s.name for s in sources]), notes)
+    return _Plan(field_resolved, config, selected, truth_for, input_set_digest([s.name for s in sources]), notes,
+                 sha256)
 
 
 def _plan_from_samples(path: str, config: FitConfig, field_name: str, shard: Shard) -> _Plan:
@@ -284,7 +345,8 @@ def _plan_from_samples(path: str, config: FitConfig, field_name: str, shard: Sha
         return queries_array, values, reader.center[row], float(reader.scale[row])
 
     notes = [f"ground truth read from {path} ({field_resolved}, sampled with seed {reader.header.seed})"]
-    return _Plan(field_resolved, config, selected, truth_for, reader.header.input_set, notes)
+    sha256 = {name: reader.source_sha256[row] for row, name in enumerate(reader.names)}
+    return _Plan(field_resolved, config, selected, truth_for, reader.header.input_set, notes, sha256)
 
 
 def _fit_sources(
@@ -311,6 +373,7 @@ def _fit_sources(
             scale=float(scale),
             final_loss=float(result.final_loss[row]),
             params=result.params[row],
+            source_sha256=plan.sha256.get(src.name, ""),
         )
         for row, ((pos, src), (center, scale)) in enumerate(zip(batch, frames))
     ]
@@ -329,16 +392,14 @@ def sample_shapes(
     from nrtool.artifacts.samples import SampleEntry, SamplesHeader, write_samples
 
     progress = progress or SilentProgress()
-    out = Path(out)
-    if not out.parent.exists():
-        raise InputFileError(out, f"output folder {out.parent} does not exist")
+    out = check_output_file(out, "--out")
     plan = _plan_from_shapes(inputs, config, field_name, shard, progress)
     entries = []
     with progress.task(f"sampling {plan.field} ground truth", len(plan.selected), "shapes") as advance:
         for pos, src in plan.selected:
             queries, values, center, scale = plan.truth_for(pos, src)
             entries.append(SampleEntry(src.name, src.class_name, src.split, str(Path(src.path).resolve()), pos,
-                                       center, scale, queries, values))
+                                       center, scale, queries, values, source_sha256=plan.sha256[src.name]))
             advance()
     header = SamplesHeader(
         field=plan.field,
@@ -372,6 +433,7 @@ def merge_inrs(paths: Sequence[str], out: str | os.PathLike[str], command: list[
     """
     if len(paths) < 1:
         raise NrtoolError("merge needs at least one input file")
+    check_output_file(out, "--out")
     first_header, items = load_inrs(paths[0])
     owner = {item.name: paths[0] for item in items}
     same_run = True

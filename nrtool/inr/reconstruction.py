@@ -13,13 +13,16 @@ import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nrtool.artifacts.inrs import InrHeader, InrItem, load_inrs
 from nrtool.errors import InputFileError, NrtoolError
 from nrtool.progress import Progress, SilentProgress
+
+if TYPE_CHECKING:
+    import torch
 
 #: Points compared per shape for Chamfer / F-score (both sides).
 METRIC_POINTS = 30_000
@@ -175,8 +178,10 @@ MANIFEST = ".nrtool-reconstruct.json"
 
 
 def _output_path(field: str, item: InrItem, folder: Path, settings: ReconstructionSettings) -> Path:
+    from nrtool.artifacts.core import safe_child
+
     extension = {"udf": "ply", "sdf": settings.mesh_format, "occ": "binvox"}[field]
-    return folder / f"{item.name}.{extension}"
+    return safe_child(folder, item.name, f".{extension}")
 
 
 def _claim_folder(folder: Path, inrs_path: str | os.PathLike[str], settings: ReconstructionSettings,
@@ -184,7 +189,9 @@ def _claim_folder(folder: Path, inrs_path: str | os.PathLike[str], settings: Rec
     """Record what ``folder`` holds; True when earlier files of the same run can be reused.
 
     Files already written by an interrupted run with the same INRs and settings are reused;
-    a folder written with other settings is refused unless ``overwrite``.
+    a folder written with other settings is refused unless ``overwrite``. A non-empty folder
+    without the manifest is not ours: it is refused even with ``overwrite``, since writing
+    into it would replace the user's files that happen to share an item's name.
     """
     from nrtool.artifacts.core import atomic_write_bytes, sha256_file
 
@@ -193,6 +200,9 @@ def _claim_folder(folder: Path, inrs_path: str | os.PathLike[str], settings: Rec
         "settings": {k: v for k, v in asdict(settings).items() if k != "metrics"},
     }
     manifest = folder / MANIFEST
+    if not manifest.exists() and any(folder.iterdir()):
+        raise InputFileError(folder, "folder is not empty and holds no nrtool reconstructions (no "
+                             f"{MANIFEST}); not writing into it, even with --overwrite: choose another --out")
     reuse = False
     if manifest.exists() and not overwrite:
         try:
@@ -244,23 +254,30 @@ def reconstruct_inrs(
     """Reconstruct (and optionally score) every INR of an ``inrs`` artifact into ``out_dir``.
 
     Rerunning into the same folder with the same INRs and settings reuses the files an earlier
-    (possibly interrupted) run wrote, so long runs resume.
+    (possibly interrupted) run wrote, so long runs resume. The folder is locked for the run.
     """
-    import torch
-
+    from nrtool.artifacts.core import check_output_dir, output_lock
     from nrtool.device import resolve_device
-    from nrtool.inr.fields import logits_to_field
-    from nrtool.inr.siren import single_field
 
     progress = progress or SilentProgress()
     header, items = load_inrs(path)
     items = select_items(items, names, path)
     torch_device = resolve_device(device)
-    folder = Path(out_dir)
-    if folder.exists() and not folder.is_dir():
-        raise InputFileError(folder, "--out exists and is not a folder")
-    folder.mkdir(parents=True, exist_ok=True)
-    reuse = _claim_folder(folder, path, settings, overwrite)
+    folder = check_output_dir(out_dir, "--out")
+    folder.parent.mkdir(parents=True, exist_ok=True)  # the lock lives beside the folder
+    with output_lock(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+        reuse = _claim_folder(folder, path, settings, overwrite)
+        return header, _reconstruct_items(header, items, folder, settings, reuse, torch_device, progress)
+
+
+def _reconstruct_items(header: InrHeader, items: Sequence[InrItem], folder: Path, settings: ReconstructionSettings,
+                       reuse: bool, torch_device: "torch.device", progress: Progress) -> list[ItemResult]:
+    """Reconstruct (or reuse) and score each item into ``folder``."""
+    import torch
+
+    from nrtool.inr.fields import logits_to_field
+    from nrtool.inr.siren import single_field
 
     results: list[ItemResult] = []
     with progress.task(f"reconstructing {header.field}", len(items), "shapes") as advance:
@@ -288,7 +305,7 @@ def reconstruct_inrs(
                         setattr(result, key, float(value))
             results.append(result)
             advance()
-    return header, results
+    return results
 
 
 def summarise(results: Sequence[ItemResult]) -> dict[str, Any]:

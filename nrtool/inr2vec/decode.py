@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from nrtool.artifacts.core import ItemInfo
+from nrtool.artifacts.core import ItemInfo, atomic_folder, check_output_folder
 from nrtool.artifacts.embeddings import Embeddings, load_embeddings
 from nrtool.errors import InputFileError
 from nrtool.inr.fields import logits_to_field
@@ -58,16 +58,17 @@ def _load(model_path: str | os.PathLike[str], embeddings_path: str | os.PathLike
     return model, embeddings, field, torch_device
 
 
-def _decode_rows(model: Any, vectors: np.ndarray, infos: Sequence[ItemInfo], field: str, folder: Path,
+def _decode_rows(model: Any, vectors: np.ndarray, infos: Sequence[ItemInfo], field: str, folder: Path, final: Path,
                  settings: ReconstructionSettings, device: torch.device, progress: Progress, label: str) -> list[DecodedShape]:
-    folder.mkdir(parents=True, exist_ok=True)
+    """Decode each vector into ``folder`` (the staging folder of ``final``); paths name ``final``."""
     results = []
     with progress.task(label, len(infos), "shapes") as advance:
         for vector, info in zip(vectors, infos):
             fn = decoded_field(model, torch.from_numpy(np.asarray(vector, dtype=np.float32)).to(device), field)
             with torch.no_grad():
                 recon = discretise(field, fn, settings, device)
-            path = str(write_discrete(recon, info, folder, settings)) if recon.size else None  # type: ignore[arg-type]
+            written = write_discrete(recon, info, folder, settings) if recon.size else None  # type: ignore[arg-type]
+            path = str(final / written.name) if written is not None else None
             results.append(DecodedShape(info.name, path, recon.size, recon.comparison_points()))
             advance()
     return results
@@ -81,8 +82,13 @@ def decode_embeddings(
     names: Sequence[str] | None = None,
     device: str = "auto",
     progress: Progress | None = None,
+    force: bool = False,
 ) -> list[DecodedShape]:
-    """Decode embeddings into shapes (in source units when the items carry their transform)."""
+    """Decode embeddings into shapes (in source units when the items carry their transform).
+
+    ``out_dir`` is written atomically: it must be new or empty, or (with ``force``) a folder
+    nrtool wrote, which is then replaced.
+    """
     model, embeddings, field, torch_device = _load(model_path, embeddings_path, device)
     rows = list(range(len(embeddings.items)))
     if names:
@@ -91,8 +97,10 @@ def decode_embeddings(
         if missing:
             raise InputFileError(embeddings_path, f"has no item named {missing[0]!r}")
         rows = [index[n] for n in names]
-    return _decode_rows(model, embeddings.vectors[rows], [embeddings.items[i] for i in rows], field, Path(out_dir),
-                        settings, torch_device, progress or SilentProgress(), f"decoding {field}")
+    check_output_folder(out_dir, force)
+    with atomic_folder(out_dir, force) as staging:
+        return _decode_rows(model, embeddings.vectors[rows], [embeddings.items[i] for i in rows], field, staging,
+                            Path(out_dir), settings, torch_device, progress or SilentProgress(), f"decoding {field}")
 
 
 def interpolate_embeddings(
@@ -105,9 +113,11 @@ def interpolate_embeddings(
     settings: ReconstructionSettings = ReconstructionSettings(source_units=False),
     device: str = "auto",
     progress: Progress | None = None,
+    force: bool = False,
 ) -> list[DecodedShape]:
     """Shapes decoded at ``steps`` evenly spaced points from one embedding to another
-    (normalised frame), plus ``strip.png`` showing them side by side."""
+    (normalised frame), plus ``strip.png`` showing them side by side (``out_dir`` as for
+    :func:`decode_embeddings`)."""
     if steps < 2:
         raise InputFileError(embeddings_path, "--steps must be at least 2 (the two end points)")
     model, embeddings, field, torch_device = _load(model_path, embeddings_path, device)
@@ -120,11 +130,12 @@ def interpolate_embeddings(
     vectors = np.stack([(1 - w) * a + w * b for w in weights])
     infos = [ItemInfo(f"interp_{k:02d}", None, None, "", k, np.zeros(3), 1.0) for k in range(steps)]
     settings = dataclasses.replace(settings, source_units=False)
-    folder = Path(out_dir)
-    results = _decode_rows(model, vectors, infos, field, folder, settings, torch_device,
-                           progress or SilentProgress(), f"interpolating {start} -> {end}")
     from nrtool.plots import point_strip
 
-    point_strip([r.points for r in results], [f"{w:.2f}" for w in weights], folder / "strip.png",
-                title=f"{start} -> {end}")
+    check_output_folder(out_dir, force)
+    with atomic_folder(out_dir, force) as staging:
+        results = _decode_rows(model, vectors, infos, field, staging, Path(out_dir), settings, torch_device,
+                               progress or SilentProgress(), f"interpolating {start} -> {end}")
+        point_strip([r.points for r in results], [f"{w:.2f}" for w in weights], staging / "strip.png",
+                    title=f"{start} -> {end}")
     return results

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from nrtool.artifacts.core import sha256_file
+from nrtool.artifacts.core import holds_output_lock, sha256_file
 from nrtool.artifacts.inrs import InrHeader, InrItem, load_inrs
 from nrtool.errors import InputFileError, NrtoolError
 from nrtool.inr.fields import FieldName, field_loss, logits_to_field
@@ -166,14 +166,30 @@ def validation_chamfer(model: Inr2vec, header: InrHeader, params: torch.Tensor, 
 
 
 def _split_validation(items: Sequence[InrItem], count: int, seed: int) -> tuple[list[int], list[int]]:
-    rows = [i for i, item in enumerate(items) if item.split in (None, "train")]
-    if len(rows) < 3:
-        raise NrtoolError(f"inr2vec training needs at least 3 training INRs, found {len(rows)}")
-    order = np.random.default_rng(seed).permutation(rows)
-    n_val = max(1, min(count, len(rows) // 10 or 1))
+    """Rows that train and rows that validate (at most ``count`` of them), by the one split rule.
+
+    Items marked ``val`` are held out for validation and never trained on; ``test`` items are
+    never used. Without ``val`` items, about 10 % of the train items (at most ``count``) are
+    carved out, seeded.
+    """
+    train_rows = _train_rows(items)
+    if len(train_rows) < 3:
+        raise NrtoolError(f"inr2vec training needs at least 3 training INRs, found {len(train_rows)}")
+    rng = np.random.default_rng(seed)
+    marked = [i for i, item in enumerate(items) if item.split == "val"]
+    if marked:
+        return train_rows, sorted(rng.permutation(marked)[:count].tolist())
+    order = rng.permutation(train_rows)
+    n_val = max(1, min(count, len(train_rows) // 10 or 1))
     return sorted(order[n_val:].tolist()), sorted(order[:n_val].tolist())
 
 
+def _train_rows(items: Sequence[InrItem]) -> list[int]:
+    """Rows inr2vec may train on: split ``train`` or unknown (never ``val`` or ``test``)."""
+    return [i for i, item in enumerate(items) if item.split in (None, "", "train")]
+
+
+@holds_output_lock("out")
 def train_inr2vec(
     inrs_path: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -198,7 +214,9 @@ def train_inr2vec(
         val_header, val_items = load_inrs(val_path)
         if inr_identity(val_header) != inr_identity(header):
             raise InputFileError(val_path, f"INRs differ from {inrs_path} (architecture, field or shared init)")
-        train_rows = [i for i, item in enumerate(items) if item.split != "test"]
+        train_rows = _train_rows(items)
+        if len(train_rows) < 2:
+            raise InputFileError(inrs_path, f"has {len(train_rows)} training INR(s) (split 'train' or unset); need at least 2")
         train_params = torch.from_numpy(np.stack([items[i].params for i in train_rows]))
         val_params = torch.from_numpy(np.stack([v.params for v in val_items[: settings.val_items]]))
     else:

@@ -274,6 +274,7 @@ def _load_mesh_file(p: Path, ext: str) -> Shape:
         vertices = np.concatenate(vertex_parts)
         faces = np.concatenate(face_parts)
         vertices, faces = _merge_duplicate_vertices(vertices, faces)
+        _check_surface_area(p, vertices, faces)
         return Shape(name=p.stem, kind="mesh", path=str(p), vertices=vertices, faces=faces)
     if point_parts:
         if ext != ".ply":
@@ -285,6 +286,20 @@ def _load_mesh_file(p: Path, ext: str) -> Shape:
     if ext == ".ply":
         raise InputFileError(p, "contains no geometry (empty point cloud, no faces)")
     raise InputFileError(p, "contains no geometry (mesh with no faces)")
+
+
+def _check_surface_area(p: Path, vertices: np.ndarray, faces: np.ndarray) -> None:
+    """Refuse a mesh whose triangles are all degenerate: it has no surface to sample or fit.
+
+    Checked when reading, so the message names the file (surface sampling later on would only
+    know it has arrays).
+    """
+    corners = vertices[faces]  # (F, 3, 3)
+    doubled_area = np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1)
+    extent = float(np.max(np.ptp(vertices, axis=0)))
+    # Relative to the mesh's size: float rounding leaves a tiny area on collinear triangles.
+    if not np.any(doubled_area > 1e-12 * max(extent, 1e-300) ** 2):
+        raise InputFileError(p, f"mesh has zero surface area (all {len(faces)} faces are degenerate)")
 
 
 def _describe(exc: BaseException) -> str:
@@ -696,17 +711,20 @@ def _layout_labels(rel_dirs: Sequence[str]) -> tuple[str | None, str | None]:
     """Class and split from the folders between an input folder and a file.
 
     ``CLASS/SPLIT/file`` and ``SPLIT/CLASS/file`` give both, ``CLASS/file`` the class only,
-    ``SPLIT/file`` the split only; deeper trees take the first two folders the same way.
+    ``SPLIT/file`` the split only. In deeper trees the split folder is looked for at any depth
+    and the class is the folder next to it, so the parent of several ModelNet-style roots
+    (``ROOT/DATASET/CLASS/SPLIT/file``) is labelled by class and split, not by dataset name;
+    without a split folder the first folder is the class.
     """
     if not rel_dirs:
         return None, None
-    first = rel_dirs[0]
-    if len(rel_dirs) == 1:
-        return (None, first.lower()) if first.lower() in SPLIT_NAMES else (first, None)
-    second = rel_dirs[1]
-    if first.lower() in SPLIT_NAMES:
-        return second, first.lower()
-    return first, second.lower() if second.lower() in SPLIT_NAMES else None
+    lowered = [d.lower() for d in rel_dirs]
+    at = next((i for i, d in enumerate(lowered) if d in SPLIT_NAMES), None)
+    if at is None:
+        return rel_dirs[0], None
+    if at == 0:
+        return (rel_dirs[1] if len(rel_dirs) > 1 else None), lowered[0]
+    return rel_dirs[at - 1], lowered[at]
 
 
 def _tail_labels(path: Path) -> tuple[str | None, str | None]:
