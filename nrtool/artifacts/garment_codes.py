@@ -4,6 +4,9 @@ Layout (schema 1): ``codes`` (N, D) f32 plus the item table shared by all kinds 
 ``labels`` with the garment types as ``classes``, ``split``, ``sources``, ``source_index``,
 ``center``, ``scale``: ``x_source = x_normalised * scale + center``) and ``attributes`` (N,)
 JSON strings (e.g. ``sleeve_length`` from ``nrtool synth garments``; ``{}`` when unknown).
+Optional ``align_offsets`` (N, 3) f64: the translation ``garment encode --align`` added to each
+source garment to bring it into the model's training frame (source units; absent: none). The
+``center`` already includes it, so ``x_normalised * scale + center`` is the garment's own frame.
 Root attributes: ``category`` (``top`` | ``bottom``: the model's), ``model_sha256``, ``dim``.
 """
 
@@ -41,6 +44,13 @@ class GarmentCodes:
     category: str
     attributes: list[dict[str, Any]] = field(default_factory=list)
     model_sha256: str = ""
+    offsets: np.ndarray | None = None  # (N, 3) translation added by --align (source units), None: none
+
+    def select(self, rows: list[int]) -> "GarmentCodes":
+        """The codes of ``rows`` (in that order), with everything aligned with them."""
+        return GarmentCodes(self.codes[rows], [self.items[r] for r in rows], self.category,
+                            [self.attributes[r] for r in rows] if self.attributes else [], self.model_sha256,
+                            None if self.offsets is None else np.asarray(self.offsets)[rows])
 
     @property
     def names(self) -> list[str]:
@@ -68,6 +78,11 @@ def write_garment_codes(path: str | os.PathLike[str], codes: GarmentCodes, input
         handle.attrs["dim"] = int(vectors.shape[1])
         handle.create_dataset("codes", data=vectors, chunks=(min(len(vectors), 1024), vectors.shape[1]))
         handle["attributes"] = np.array([json.dumps(a) for a in attributes], dtype=object).astype(STR_DTYPE)
+        if codes.offsets is not None:
+            offsets = np.asarray(codes.offsets, dtype=np.float64)
+            if offsets.shape != (len(vectors), 3):
+                raise NrtoolError(f"{path}: align offsets must be (N, 3), aligned with the codes")
+            handle["align_offsets"] = offsets
         write_item_table(handle, codes.items)
 
 
@@ -80,13 +95,14 @@ def load_garment_codes(path: str | os.PathLike[str]) -> GarmentCodes:
             attributes = [json.loads(a) for a in read_strings(handle["attributes"])]
             category = str(handle.attrs["category"])
             sha = str(handle.attrs.get("model_sha256", ""))
+            offsets = handle["align_offsets"][()].astype(np.float64) if "align_offsets" in handle else None
         except (KeyError, ValueError, IndexError, json.JSONDecodeError) as exc:
             raise InputFileError(path, f"damaged 'garment-codes' artifact ({exc})") from exc
-    if vectors.ndim != 2 or len(vectors) != len(items):
+    if vectors.ndim != 2 or len(vectors) != len(items) or (offsets is not None and offsets.shape != (len(items), 3)):
         raise InputFileError(path, "damaged 'garment-codes' artifact (codes not aligned with names)")
     if not np.all(np.isfinite(vectors)):
         raise InputFileError(path, "codes contain NaN or infinite values")
-    return GarmentCodes(vectors, items, category, attributes, sha)
+    return GarmentCodes(vectors, items, category, attributes, sha, offsets)
 
 
 def load_codes_any(path: str | os.PathLike[str]) -> GarmentCodes:

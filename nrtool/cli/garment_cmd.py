@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from nrtool.cli.common import OPTIONS, argv, print_json, progress
+from nrtool.cli.common import FORCE_OPTION, OPTIONS, argv, check_outputs, print_json, progress
 from nrtool.cli.main import app
 from nrtool.cli.train_group import RESTART_OPTION, note_resumed, train_app
 
@@ -20,8 +20,11 @@ app.add_typer(garment_app, name="garment")
 MODEL_OPTION = typer.Option(..., "--model", "-m", help="Garment checkpoint from `nrtool train garment` (a top or a bottom model).")
 RESOLUTION_OPTION = typer.Option(128, help="MeshUDF grid cells per axis over [-1,1]^3 (up to 512; the thesis uses 128-256).")
 DEVICE_OPTION = typer.Option("auto", help="auto | cpu | cuda.")
-FORCE_OPTION = typer.Option(False, "--force", help="Replace a non-empty --out folder.")
 JSON_OPTION = typer.Option(False, "--json", help="Print a JSON summary.")
+NO_CATEGORY_CHECK_OPTION = typer.Option(
+    False, "--no-category-check",
+    help="Use garments without metadata even when their shape says the other category (two leg openings: a "
+         "bottom; two arm openings: a top).")
 
 
 def _print_results(out: Path, results: list, what: str, json_out: bool) -> None:
@@ -36,6 +39,13 @@ def _print_results(out: Path, results: list, what: str, json_out: bool) -> None:
         note(f"no surface decoded for {', '.join(empty)}")
     if not OPTIONS.quiet:
         print(f"{out}: {len(results) - len(empty)} of {len(results)} {what} decoded (codes.h5 beside them)")
+
+
+def _notes(lines: list[str]) -> None:
+    from nrtool.cli.common import note
+
+    for line in lines:
+        note(line)
 
 
 @train_app.command("garment")
@@ -56,10 +66,13 @@ def train_garment_cmd(
     seed: int = typer.Option(0, help="Seed of initialisation, split and sampling."),
     device: str = DEVICE_OPTION,
     restart: bool = RESTART_OPTION,
+    no_category_check: bool = NO_CATEGORY_CHECK_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Train the garment encoder (DGCNN) and UDF decoder on one category of garments.
 
+    Garments listed in a garments.json are taken by their recorded category; others are
+    refused when their shape says the other category (--no-category-check to keep them).
     An interrupted run resumes when the same command is run again (state in OUT.partial).
 
     Example: `nrtool train garment garments/ --category top --out top.pt --preset tiny --epochs 200`
@@ -71,13 +84,15 @@ def train_garment_cmd(
     settings = TrainSettings(epochs=epochs, val_items=val, val_every=val_every, val_resolution=val_resolution,
                              time_limit=time_limit, seed=seed)
     report = train_garment(list(inputs), out, config, settings, category=category, device=device, progress=progress(),
-                           restart=restart)
+                           restart=restart, category_check=not no_category_check)
     note_resumed(report.resumed_from_epoch)
+    _notes(report.notes)
     if json_out:
         print_json(report.__dict__)
     elif not OPTIONS.quiet:
+        stopped = f", stopped by --time-limit after epoch {report.epochs} of {report.epochs_asked}" if report.stopped_by_time_limit else ""
         print(f"{out}: {report.category} model on {report.garments} garments, best epoch {report.best_epoch}/{report.epochs}, "
-              f"validation Chamfer {report.best_val_chamfer:.4f}; curves in {report.curves}")
+              f"validation Chamfer {report.best_val_chamfer:.4f}{stopped}; curves in {report.curves}")
 
 
 @garment_app.command("encode")
@@ -89,18 +104,33 @@ def encode_cmd(
     sheet: Optional[Path] = typer.Option(None, "--sheet", help="Also decode and write a PNG of inputs vs decoded garments."),
     resolution: int = RESOLUTION_OPTION,
     seed: int = typer.Option(0, help="Seed of the surface sampling."),
+    align: bool = typer.Option(
+        False, "--align",
+        help="Translate garments that sit outside the model's training frame into it (top line and box middle "
+             "matched to the training garments'); offsets stored with the codes, decoded meshes come back in "
+             "the garment's own frame."),
+    no_category_check: bool = NO_CATEGORY_CHECK_OPTION,
     device: str = DEVICE_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Encode garment meshes into 32-d codes.
 
+    A garment of the other category than the model's (by its garments.json, else by its shape)
+    is refused; one outside the training garments' frame gets a note (--align moves it in).
+
     Example: `nrtool garment encode garments/tops/*.obj --model top.pt --out codes.h5 --sheet encode.png`
     """
     from nrtool.garments.codes import encode_garments
 
-    codes = encode_garments(meshes, model, out, npy, sheet, resolution, seed, device, progress(), argv())
+    check_outputs(files=[out, npy, sheet])
+    encoded = encode_garments(meshes, model, out, npy, sheet, resolution, seed, device, progress(), argv(),
+                              align=align, category_check=not no_category_check)
+    codes = encoded.codes
+    _notes(encoded.notes)
     if json_out:
-        print_json({"names": codes.names, "category": codes.category, "codes": codes.codes})
+        offsets = codes.offsets if codes.offsets is not None else [[0.0, 0.0, 0.0]] * len(codes.names)
+        print_json({"names": codes.names, "category": codes.category, "codes": codes.codes, "align_offsets": offsets,
+                    "notes": encoded.notes})
     elif not OPTIONS.quiet:
         where = " and ".join(str(p) for p in (out, npy, sheet) if p is not None)
         print(f"{where}: {len(codes.names)} {codes.category} codes of dimension {codes.codes.shape[1]}")
@@ -195,7 +225,7 @@ def edit_cmd(
     Example: `nrtool garment edit codes.h5 --attribute sleeve_length --labels garments/garments.json --step 2 --model top.pt --out longer/`
     """
     from nrtool.artifacts.core import provenance
-    from nrtool.artifacts.garment_codes import GarmentCodes, load_codes_any
+    from nrtool.artifacts.garment_codes import load_codes_any
     from nrtool.garments.codes import _decode_normalised, _load, decode_to_folder
     from nrtool.garments.edit import edit_codes, fit_direction, read_labels
     from nrtool.garments.model import check_category, check_code_width
@@ -208,8 +238,7 @@ def edit_cmd(
     chosen = all_codes
     if name:
         rows = [all_codes.index(n, codes) for n in name]
-        chosen = GarmentCodes(all_codes.codes[rows], [all_codes.items[r] for r in rows], all_codes.category,
-                              [all_codes.attributes[r] for r in rows], all_codes.model_sha256)
+        chosen = all_codes.select(rows)
     edited = edit_codes(chosen, direction, step)
     before = [_decode_normalised(loaded, z, resolution) for z in chosen.codes] if sheet else None
     results = decode_to_folder(edited, loaded, checkpoint, out, resolution, False, sheet, "obj", force, progress(), argv(),

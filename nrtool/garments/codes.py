@@ -2,7 +2,8 @@
 
 Decoded meshes are written into an output folder that appears complete or not at all (a
 temporary folder renamed at the end), in the garments' source frame (``x * scale + centre``,
-the transform stored with each code) unless ``normalised``. Codes with no transform (a ``.npy``,
+the transform stored with each code, which includes any ``encode --align`` offset: an aligned
+garment decodes where it was given) unless ``normalised``. Codes with no transform (a ``.npy``,
 samples, interpolations) use the model's training normalisation when all its garments shared
 one (synthetic sets do), else stay in the normalised frame.
 """
@@ -22,7 +23,7 @@ from nrtool.artifacts.garment_codes import GarmentCodes, load_codes_any, write_g
 from nrtool.errors import InputFileError, NrtoolError
 from nrtool.progress import Progress, SilentProgress
 
-__all__ = ["encode_garments", "decode_codes", "sample_garments", "interpolate_garments", "garment_sheet"]
+__all__ = ["EncodeResult", "encode_garments", "decode_codes", "sample_garments", "interpolate_garments", "garment_sheet"]
 
 SHEET_NAME = "sheet.png"
 CODES_NAME = "codes.h5"
@@ -43,6 +44,12 @@ def _check_resolution(resolution: int) -> None:
         raise NrtoolError(f"--resolution must be between 8 and 512, got {resolution}")
 
 
+@dataclass
+class EncodeResult:
+    codes: GarmentCodes
+    notes: list[str]  # for the user: garments outside the training frame, shapes that told nothing
+
+
 def encode_garments(
     inputs: Sequence[str | os.PathLike[str]],
     model_path: str | os.PathLike[str],
@@ -54,14 +61,22 @@ def encode_garments(
     device: str = "auto",
     progress: Progress | None = None,
     command: list[str] | None = None,
-) -> GarmentCodes:
+    align: bool = False,
+    category_check: bool = True,
+) -> EncodeResult:
     """Codes of garment meshes; written to ``out`` (garment-codes) and/or ``npy`` (one code).
 
-    ``sheet``: a PNG of each input (top row) and its decoded mesh (bottom row).
+    A garment of the other category than the model's is refused: by its metadata, or, without
+    metadata, by its shape (unless ``category_check`` is off). A garment outside the model's
+    training frame gets a note; ``align`` translates it into the frame first (the offsets are
+    stored with the codes; decoding returns meshes in the garment's own frame). See
+    :mod:`nrtool.garments.checks`. ``sheet``: a PNG of each input (top row) and its decoded
+    mesh (bottom row), as the network saw them.
     """
     import torch
 
     from nrtool.device import resolve_device
+    from nrtool.garments.checks import CATEGORY_OVERRIDE, check_shape_categories, checkpoint_frame, frame_notes
     from nrtool.garments.data import load_garments, sample_surface_points
     from nrtool.garments.model import load_model
     from nrtool.garments.train import encode_points
@@ -71,12 +86,18 @@ def encode_garments(
     progress = progress or SilentProgress()
     torch_device = resolve_device(device)
     model, checkpoint = load_model(model_path, torch_device)
-    garments = load_garments(inputs, normalise=checkpoint.get("normalise"))
+    category = checkpoint["category"]
+    garments = load_garments(inputs, normalise=checkpoint.get("normalise"), check_bounds=False)
     if not garments:
         raise NrtoolError("no garments to encode")
     for garment in garments:
-        if garment.category not in ("unknown", checkpoint["category"]):
-            raise InputFileError(garment.source, f"is a {garment.category}, but {model_path} is a {checkpoint['category']} model")
+        if garment.category not in ("unknown", category):
+            raise InputFileError(garment.source, f"is a {garment.category}, but {model_path} is a {category} model")
+    notes: list[str] = []
+    if category_check:
+        notes += check_shape_categories(garments, category, f"{model_path} is a {category} model", CATEGORY_OVERRIDE)
+    garments, offsets, frame_said = frame_notes(garments, checkpoint_frame(checkpoint), align, model_path)
+    notes += frame_said
     if npy is not None and len(garments) != 1:
         raise NrtoolError(f"--npy writes one code; {len(garments)} garments given (use --out for several)")
     rng = np.random.default_rng(seed)
@@ -89,7 +110,8 @@ def encode_garments(
         codes = encode_points(model, clouds, torch_device)
     items = [ItemInfo(g.name, g.type if g.type != "unknown" else None, None, str(Path(g.source).resolve()), i, g.centre, g.scale)
              for i, g in enumerate(garments)]
-    result = GarmentCodes(codes, items, checkpoint["category"], [g.attributes for g in garments], sha256_file(model_path))
+    result = GarmentCodes(codes, items, category, [g.attributes for g in garments], sha256_file(model_path),
+                          offsets if align else None)
     if npy is not None:
         import io
 
@@ -103,7 +125,7 @@ def encode_garments(
         decoded = [_decode_normalised(model, code, resolution) for code in codes]
         garment_sheet([(g.vertices, g.faces) for g in garments], decoded, [g.name for g in garments], sheet,
                       ("input", "decoded"))
-    return result
+    return EncodeResult(result, notes)
 
 
 def _check_sheet_folder(sheet: str | os.PathLike[str]) -> None:
@@ -215,15 +237,16 @@ def decode_codes(
     check_category(codes.category, checkpoint, codes_path, model_path)
     if names:
         rows = [codes.index(n, codes_path) for n in names]
-        codes = GarmentCodes(codes.codes[rows], [codes.items[r] for r in rows], codes.category,
-                             [codes.attributes[r] for r in rows] if codes.attributes else [], codes.model_sha256)
+        codes = codes.select(rows)
     sheet_rows = None
     if sheet and all(Path(item.source).is_file() and Path(item.source).suffix.lower() != ".npy" for item in codes.items):
         from nrtool.garments.data import load_garment_mesh
 
         sheet_rows = []
         for item in codes.items:
-            g = load_garment_mesh(item.source, {"centre": list(item.center), "scale": item.scale})
+            # the code's own transform (it includes any --align offset), not the index entry's
+            g = load_garment_mesh(item.source, {"centre": list(item.center), "scale": item.scale}, override=True,
+                                  check_bounds=False)
             sheet_rows.append((g.vertices, g.faces))
     return decode_to_folder(codes, model, checkpoint, out, resolution, normalised, sheet, fmt, force, progress, command,
                             provenance([model_path, codes_path]), sheet_rows)

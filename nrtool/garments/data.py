@@ -56,8 +56,14 @@ def bbox_normalisation(vertices: np.ndarray) -> dict[str, Any]:
     return {"centre": ((lo + hi) / 2).tolist(), "scale": float(max((hi - lo).max() / 2 / 0.9, 1e-9))}
 
 
-def load_garment_mesh(path: str | os.PathLike[str], normalise: dict[str, Any] | None = None) -> GarmentMesh:
-    """A garment file, normalised by its index entry, else by ``normalise``, else by its box."""
+def load_garment_mesh(path: str | os.PathLike[str], normalise: dict[str, Any] | None = None, override: bool = False,
+                      check_bounds: bool = True) -> GarmentMesh:
+    """A garment file, normalised by its index entry, else by ``normalise``, else by its box.
+
+    ``override``: ``normalise`` wins over the index entry (a stored code's own transform).
+    ``check_bounds``: refuse a garment reaching outside ``[-1, 1]^3`` (off: the caller checks,
+    after looking at where the garment sits).
+    """
     from nrtool.synth.garments import load_garment
 
     garment = load_garment(path)
@@ -67,15 +73,23 @@ def load_garment_mesh(path: str | os.PathLike[str], normalise: dict[str, Any] | 
                                    garment.vertices[garment.faces[:, 2]] - garment.vertices[garment.faces[:, 0]]), axis=1).sum()
     if not area > 0:
         raise InputFileError(path, "mesh has zero surface area")
-    norm = garment.normalise or normalise or bbox_normalisation(garment.vertices)
+    norm = (normalise if override else None) or garment.normalise or normalise or bbox_normalisation(garment.vertices)
     centre = np.asarray(norm["centre"], dtype=np.float64)
     scale = float(norm["scale"])
     vertices = (garment.vertices - centre) / scale
-    if np.abs(vertices).max() > 1.0:
-        raise InputFileError(path, f"garment reaches outside [-1, 1]^3 after normalisation (max |x| = {np.abs(vertices).max():.2f}); "
-                             "its scale differs from the model's garments")
-    return GarmentMesh(garment.name, str(path), garment.category, garment.type, vertices, garment.faces.astype(np.int64),
-                       dict(garment.attributes), centre, scale)
+    result = GarmentMesh(garment.name, str(path), garment.category, garment.type, vertices,
+                         garment.faces.astype(np.int64), dict(garment.attributes), centre, scale)
+    if check_bounds:
+        check_in_cube(result)
+    return result
+
+
+def check_in_cube(garment: GarmentMesh, hint: str = "") -> None:
+    """Refuse a garment that reaches outside ``[-1, 1]^3`` (the decoder's domain); ``hint`` says why."""
+    reach = float(np.abs(garment.vertices).max())
+    if reach > 1.0:
+        raise InputFileError(garment.source, f"garment reaches outside [-1, 1]^3 after normalisation (max |x| = {reach:.2f}); "
+                             + (hint or "its scale differs from the model's garments"))
 
 
 def discover_garment_files(inputs: Sequence[str | os.PathLike[str]]) -> list[Path]:
@@ -104,9 +118,9 @@ def discover_garment_files(inputs: Sequence[str | os.PathLike[str]]) -> list[Pat
 
 
 def load_garments(inputs: Sequence[str | os.PathLike[str]], category: str | None = None,
-                  normalise: dict[str, Any] | None = None) -> list[GarmentMesh]:
+                  normalise: dict[str, Any] | None = None, check_bounds: bool = True) -> list[GarmentMesh]:
     """Every garment of ``inputs``; with ``category``, only those of it (unknown ones are kept)."""
-    garments = [load_garment_mesh(f, normalise) for f in discover_garment_files(inputs)]
+    garments = [load_garment_mesh(f, normalise, check_bounds=check_bounds) for f in discover_garment_files(inputs)]
     if category is not None:
         garments = [g for g in garments if g.category in (category, "unknown")]
     names = [g.name for g in garments]

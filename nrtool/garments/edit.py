@@ -119,4 +119,5 @@ def edit_codes(codes: GarmentCodes, direction: AttributeDirection, step: float) 
     moved = codes.codes + step * direction.spread * direction.direction[None]
     items = [ItemInfo(f"{i.name}_{direction.attribute}{step:+g}", i.class_name, i.split, i.source, i.source_index, i.center, i.scale)
              for i in codes.items]
-    return GarmentCodes(moved.astype(np.float32), items, codes.category, [{} for _ in items], codes.model_sha256)
+    return GarmentCodes(moved.astype(np.float32), items, codes.category, [{} for _ in items], codes.model_sha256,
+                        codes.offsets)

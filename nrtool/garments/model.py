@@ -1,7 +1,10 @@
 """The garment network (encoder + decoder) and its checkpoint.
 
 A checkpoint records the category it was trained on (``top`` or ``bottom``): one model per
-category, and codes of one category are meaningless to the other's decoder.
+category, and codes of one category are meaningless to the other's decoder. Since issue 11 it
+also records ``frame``, where the training garments sat in the normalised frame
+(:class:`nrtool.garments.checks.TrainingFrame`); checkpoints without it still load (their
+garments' positions cannot be checked).
 """
 
 from __future__ import annotations
@@ -56,6 +59,10 @@ def load_model(path: str | os.PathLike[str], device: torch.device | str = "cpu")
         model.load_state_dict(checkpoint["state_dict"])
         if checkpoint["category"] not in ("top", "bottom"):
             raise ValueError(f"unknown category {checkpoint['category']!r}")
+        if checkpoint.get("frame"):
+            from nrtool.garments.checks import TrainingFrame
+
+            TrainingFrame.from_dict(checkpoint["frame"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise damaged(path, "garment", exc) from exc
     return model.to(device).eval(), checkpoint

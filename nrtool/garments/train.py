@@ -16,13 +16,14 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from nrtool.artifacts.core import holds_output_lock
 from nrtool.errors import NrtoolError
 from nrtool.garments.config import GarmentConfig
 from nrtool.garments.data import GarmentMesh, Supervision, load_garments, sample_surface_points
@@ -58,13 +59,21 @@ class TrainReport:
     history: list[dict[str, float]]
     curves: str
     resumed_from_epoch: int | None = None  # the first epoch of this run when it continued an interrupted one
+    epochs_asked: int = 0  # --epochs; more than ``epochs`` when the time limit stopped the run
+    stopped_by_time_limit: bool = False
+    notes: list[str] = field(default_factory=list)  # for the user (e.g. garments whose shape told nothing)
 
 
 def _category(garments: list[GarmentMesh], category: str | None, where: str) -> str:
     found = sorted({g.category for g in garments} - {"unknown"})
     if category is None:
         if len(found) != 1:
-            raise NrtoolError(f"{where}: holds {' and '.join(found) or 'no labelled'} garments; pass --category top|bottom")
+            shapes = ""
+            if not found:
+                from nrtool.garments.checks import shape_summary
+
+                shapes = f" (by their shapes, {shape_summary(garments)})"
+            raise NrtoolError(f"{where}: holds {' and '.join(found) or 'no labelled'} garments{shapes}; pass --category top|bottom")
         return found[0]
     if category not in ("top", "bottom"):
         raise NrtoolError(f"--category {category!r}: choose top or bottom")
@@ -167,6 +176,7 @@ def _split(garments: list[GarmentMesh], count: int | None, seed: int) -> tuple[l
     return sorted(order[n_val:].tolist()), sorted(order[:n_val].tolist())
 
 
+@holds_output_lock("out")
 def train_garment(
     inputs: list[str | os.PathLike[str]],
     out: str | os.PathLike[str],
@@ -176,18 +186,30 @@ def train_garment(
     device: str = "auto",
     progress: Progress | None = None,
     restart: bool = False,
+    category_check: bool = True,
 ) -> TrainReport:
     """Train a garment model on the garments of ``inputs`` (one category); write the best checkpoint.
+
+    Garments with metadata (``garments.json``) are kept by their recorded category; those
+    without are kept too, unless their shape says the other category (refused, unless
+    ``category_check`` is off; see :mod:`nrtool.garments.checks`). The checkpoint records the
+    training garments' frame, which ``nrtool garment encode`` checks garments against.
 
     An interrupted run leaves ``OUT.partial`` (:mod:`nrtool.training_state`); the same call
     continues from it, ``restart`` discards it. ``settings.time_limit`` counts this call's time.
     """
+    from nrtool.garments.checks import check_shape_categories, training_frame
     from nrtool.training_state import TrainingState, start_training
 
     out, torch_device, progress = start_training(out, device, progress, settings, config)
     garments = load_garments(inputs)
+    asked = category is not None
     category = _category(garments, category, ", ".join(map(str, inputs)))
     garments = [g for g in garments if g.category in (category, "unknown")]
+    notes: list[str] = []
+    if category_check:
+        notes = check_shape_categories(garments, category, f"--category {category} was asked for" if asked
+                                       else f"the labelled garments are {category}s")
     train_rows, val_rows = _split(garments, settings.val_items, settings.seed)
     train_set = [garments[i] for i in train_rows]
     val_set = [garments[i] for i in val_rows]
@@ -214,6 +236,7 @@ def train_garment(
     first_epoch = epochs_done + 1
     resumed = f" (resumed from epoch {first_epoch})" if saved is not None else ""
     started = time.perf_counter()
+    out_of_time = False
     with progress.task(f"training {category} garments{resumed}", (settings.epochs - epochs_done) * steps_per_epoch,
                        "steps") as advance, state.kept_on_interrupt():
         for epoch in range(first_epoch, settings.epochs + 1):
@@ -263,6 +286,7 @@ def train_garment(
                                 torch_device)
     extra = {
         "normalise": common_normalisation(garments),
+        "frame": training_frame(garments).to_dict(),
         "train": {
             "names": [g.name for g in train_set],
             "types": [g.type for g in train_set],
@@ -279,7 +303,8 @@ def train_garment(
     training_curves(history, curves, f"{out.name}: {category} garments, {config.preset}")
     state.finish()
     return TrainReport(str(out), category, len(train_set), [g.name for g in val_set], epochs_done, best[1], best[0],
-                       time.perf_counter() - started, history, str(curves), first_epoch if saved is not None else None)
+                       time.perf_counter() - started, history, str(curves), first_epoch if saved is not None else None,
+                       settings.epochs, out_of_time and epochs_done < settings.epochs, notes)
 
 
 def training_curves(history: list[dict[str, float]], png: Path, title: str) -> None:
