@@ -121,7 +121,11 @@ def meshing_times(model: Any, code: Any, resolution: int, plain: bool) -> dict[s
     import numpy as np
     import torch
 
-    from nrtool.geometry.meshudf import boundary_edge_count, mesh_udf_grid, sample_udf_grid
+    from nrtool.geometry.meshudf import (
+        boundary_edge_count,
+        mesh_udf_grid,
+        sample_udf_grid,
+    )
     from nrtool.geometry.reconstruct import _evaluate_on_grid
 
     device = next(model.parameters()).device
@@ -192,9 +196,9 @@ def run(quick: bool = False, presets: tuple[str, ...] = ("tiny", "small", "paper
     import torch
 
     from nrtool.device import resolve_device
-    from nrtool.garments.config import garment_preset
+    from nrtool.garments.config import TrainSettings, garment_preset
     from nrtool.garments.model import load_model, training_codes
-    from nrtool.garments.train import TrainSettings, train_garment
+    from nrtool.garments.train import train_garment
 
     torch_device = resolve_device(device)
     on_gpu = torch_device.type == "cuda"

@@ -78,12 +78,13 @@ def run(inr_count: int, say: Callable[[str], None] = print, work: Path | None = 
     import torch
 
     from nrtool.artifacts.inrs import load_inrs
+    from nrtool.baselines.config import preset as pointnet_preset
+    from nrtool.baselines.pointnet import PointNet, cloud_from_field, inr_field_fn
     from nrtool.heads.classifier import EmbeddingClassifier
-    from nrtool.heads.classifier import preset as classifier_preset
-    from nrtool.heads.pointnet import PointNet, cloud_from_field, inr_field_fn
-    from nrtool.heads.pointnet import preset as pointnet_preset
+    from nrtool.heads.config import preset as classifier_preset
     from nrtool.inr.siren import SirenSpec, siren_init
-    from nrtool.inr2vec.models import Inr2vec, inr2vec_preset
+    from nrtool.inr2vec.config import inr2vec_preset
+    from nrtool.inr2vec.models import Inr2vec
 
     work = work or REPO / "bench-out"
     work.mkdir(parents=True, exist_ok=True)

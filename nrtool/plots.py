@@ -1,4 +1,7 @@
-"""PNG figures people look at instead of reading numbers."""
+"""Pictures of shapes and embeddings: reconstruction sheets, point strips, retrieval grids, t-SNE.
+
+The plain figure mechanics (atomic PNG writing, training curves) are in :mod:`nrtool.figures`.
+"""
 
 from __future__ import annotations
 
@@ -9,19 +12,7 @@ from typing import Any
 
 import numpy as np
 
-def save_figure(fig: Any, png: str | os.PathLike[str], dpi: int = 110) -> None:
-    """Write a matplotlib figure as PNG atomically (a reader never sees half a file) and close it."""
-    import io
-
-    import matplotlib.pyplot as plt
-
-    from nrtool.artifacts.core import atomic_write_bytes
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
-    plt.close(fig)
-    atomic_write_bytes(png, buffer.getvalue())
-
+from nrtool.figures import save_figure
 
 #: Points drawn per shape in a preview (enough to read the shape, few enough to stay fast).
 PREVIEW_POINTS = 4_000

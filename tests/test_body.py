@@ -11,11 +11,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import assert_clean_failure, run_nrtool
 
-from nrtool.drape import amass
-from nrtool.drape.body_model import SMPL_PARENTS, BodyModel, load_model_data, load_pickle_restricted
+from nrtool.body import amass
+from nrtool.body.body_model import (
+    SMPL_PARENTS,
+    BodyModel,
+    load_model_data,
+    load_pickle_restricted,
+)
 from nrtool.errors import InputFileError
 from nrtool.synth import poses as synth_poses
 from nrtool.synth.body import JOINTS, SHAPE_DIRECTIONS
@@ -463,7 +467,7 @@ def test_body_pose_bad_inputs(tmp_path: Path, body_file: Path) -> None:
 
 def test_renderers_agree(model: BodyModel) -> None:
     """PyTorch3D's z-buffer and the matplotlib painter draw the same silhouette."""
-    from nrtool.drape.render import render_mesh
+    from nrtool.body.render import render_mesh
 
     poses = np.zeros((1, 72))
     poses[0, 3 * 16 + 2] = -1.2  # left arm down, right arm out: a mirrored image would not match

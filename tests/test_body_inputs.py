@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import json
 import pickle
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import assert_clean_failure, run_cli
 
 from nrtool.artifacts.body_sequence import read_body_sequence
-from nrtool.drape import amass
-from nrtool.drape.body_model import SMPL_PARENTS, BodyModel, load_model_data, load_pickle_restricted
+from nrtool.body import amass
+from nrtool.body.body_model import (
+    SMPL_PARENTS,
+    BodyModel,
+    load_model_data,
+    load_pickle_restricted,
+)
 from nrtool.errors import InputFileError, NrtoolError
 from nrtool.synth.body import JOINTS
 from nrtool.synth.poses import make_motion
@@ -318,10 +321,8 @@ def test_sparse_matrix_with_a_huge_stated_shape_is_refused(tmp_path: Path, body_
     huge = scipy.sparse.csc_matrix(np.eye(3))
     huge._shape = (10_000_000, 10_000_000)  # the header lies: 1e14 entries, 800 TB dense
     path = _pickle(tmp_path / "huge.pkl", {**{k: body_arrays[k] for k in ("v_template", "f")}, "J_regressor": huge})
-    start = time.perf_counter()
     with pytest.raises(InputFileError, match=r"huge.pkl: 'J_regressor': sparse matrix of shape \(10000000, 10000000\) is larger"):
-        load_pickle_restricted(path)
-    assert time.perf_counter() - start < 2
+        load_pickle_restricted(path)  # refused from the stated shape, before anything is allocated
     out = tmp_path / "out"
     result = run_cli("body", "pose", "-m", path, "-p", walk_files["z"], "-o", out, check=False)
     assert_clean_failure(result, "huge.pkl", out)
@@ -351,14 +352,14 @@ def test_arrays_with_huge_stated_shapes_are_refused(tmp_path: Path) -> None:
     assert type(ok["a"]) is np.ndarray and ok["a"].shape == (2, 3) and ok["s"] == 2.5
 
 
+@pytest.mark.timeout(120)  # resolving each of the 2**64 paths would never finish: the timeout fails it
 def test_shared_references_do_not_explode(tmp_path: Path) -> None:
     """A pickle that shares one list 2**64 times over loads in linear time."""
     nested: list = [np.zeros(2)]
     for _ in range(64):
         nested = [nested, nested]
-    start = time.perf_counter()
     loaded = load_pickle_restricted(_pickle(tmp_path / "shared.pkl", {"x": nested}))
-    assert time.perf_counter() - start < 2 and isinstance(loaded["x"], list)
+    assert isinstance(loaded["x"], list) and loaded["x"][0] is loaded["x"][1]
 
 
 def test_resampling_is_bounded(tmp_path: Path) -> None:

@@ -11,8 +11,14 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-
-from conftest import assert_clean_failure, NRTOOL, requires_psb, psb_test_meshes, run_nrtool, sample_cloud
+from conftest import (
+    NRTOOL,
+    assert_clean_failure,
+    psb_test_meshes,
+    requires_psb,
+    run_nrtool,
+    sample_cloud,
+)
 
 
 def params_of(path: Path) -> tuple[list[str], np.ndarray]:

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import assert_clean_failure, run_cli
 
 SHIFT = 0.2  # metres, the real T-shirt above the training frame

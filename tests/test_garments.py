@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import assert_clean_failure, run_nrtool
 
 TRAIN_EPOCHS = 15  # 3 steps each: a fixed amount of training, so results do not depend on the load

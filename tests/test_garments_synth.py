@@ -7,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import assert_clean_failure, run_nrtool
 
-from nrtool.synth.garments import BOTTOM_TYPES, TOP_TYPES, boundary_edges, body_frame, clip_mesh, load_garment
+from nrtool.garments.files import load_garment
+from nrtool.geometry.topology import boundary_edges
+from nrtool.synth.garments import BOTTOM_TYPES, TOP_TYPES, body_frame, clip_mesh
 
 RES = 0.02
 

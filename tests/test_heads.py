@@ -45,8 +45,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]
     folder = tmp_path_factory.mktemp("heads")
     emb = make_embeddings(folder / "emb.h5")
     model = folder / "clf.pt"
-    summary = json.loads(run_nrtool("train", "classifier", emb, "--out", model, "--preset", "tiny", "--json", "-q").stdout)
-    return emb, model, summary
+    report = json.loads(run_nrtool("train", "classifier", emb, "--out", model, "--preset", "tiny", "--json", "-q").stdout)
+    return emb, model, {**report, **report["details"]}
 
 
 # ---------------------------------------------------------------- classifier
@@ -94,7 +94,7 @@ def test_checkpoint_is_plain_data(trained: tuple[Path, Path, dict]) -> None:
     data = torch.load(model, weights_only=True)
     assert data["dim"] == 32 and data["classes"] == ["class0", "class1", "class2"]
     assert data["config"]["preset"] == "tiny" and data["config"]["hidden"] == [128, 64]
-    assert len(data["history"]["val_accuracy"]) == data["config"]["epochs"]
+    assert [h["epoch"] for h in data["history"] if "val_accuracy" in h] == list(range(1, data["config"]["epochs"] + 1))
     net = EmbeddingClassifier(32, 3, data["config"]["hidden"])
     net.load_state_dict(data["state_dict"])
     classifier = load_classifier(model)
@@ -102,7 +102,7 @@ def test_checkpoint_is_plain_data(trained: tuple[Path, Path, dict]) -> None:
 
 
 def test_train_val_split_is_stratified_and_seeded() -> None:
-    from nrtool.heads.classifier import train_val_split
+    from nrtool.io.naming import train_val_split
 
     labels = np.array([0] * 20 + [1] * 10 + [2] * 1 + [0] * 5 + [-1] * 3)
     splits = ["train"] * 31 + ["test"] * 5 + [None] * 3
@@ -118,8 +118,7 @@ def test_train_val_split_is_stratified_and_seeded() -> None:
 
 
 def test_augmented_copies_stay_on_their_shapes_side() -> None:
-    from nrtool.geometry.augment import source_group
-    from nrtool.heads.classifier import train_val_split
+    from nrtool.io.naming import source_group, train_val_split
 
     names = [f"{c}{i}" + (f"_aug{k}" if k else "") for c in "ab" for i in range(6) for k in range(3)]
     labels = np.array([0] * 18 + [1] * 18)

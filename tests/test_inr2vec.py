@@ -9,8 +9,8 @@ import h5py
 import numpy as np
 import pytest
 import torch
-
 from conftest import assert_clean_failure, run_nrtool
+
 from nrtool.artifacts.inrs import load_inrs as load_inrs_items
 
 
@@ -50,7 +50,7 @@ def test_train_then_encode_through_the_cli(tiny_inrs: Path, tmp_path: Path) -> N
     report = json.loads(run_nrtool("train", "inr2vec", tiny_inrs, "--out", model, "--epochs", "3", "--batch", "4",
                                    "--queries", "1000", "--lr", "1e-3", "--json", "--quiet").stdout)
     assert len(report["history"]) == 3 and 1 <= report["best_epoch"] <= 3
-    assert 0 < report["best_val_chamfer"] <= 1.0
+    assert 0 < report["best"]["val_chamfer"] <= 1.0
     assert (tmp_path / "inr2vec.png").stat().st_size > 0
     checkpoint = torch.load(model, weights_only=True)  # plain tensors and types only
     assert checkpoint["inr"]["field"] == "sdf"

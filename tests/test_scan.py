@@ -52,7 +52,7 @@ def scanned(capture: Path) -> tuple[Path, dict, str]:
 
 
 def read_scan(path: Path):
-    from nrtool.artifacts.scan import load_scan
+    from nrtool.scan.artifact import load_scan
 
     return load_scan(path)
 
@@ -267,7 +267,12 @@ def test_parallel_detection_matches_serial(capture: Path) -> None:
 
 
 def test_split_sizes_scale_and_fps_spreads_points() -> None:
-    from nrtool.scan.splits import SplitSizes, farthest_point_order, make_splits, octant_of
+    from nrtool.scan.splits import (
+        SplitSizes,
+        farthest_point_order,
+        make_splits,
+        octant_of,
+    )
 
     sizes, warning = SplitSizes().fitted_to(2500)
     assert sizes == SplitSizes() and warning == ""

@@ -28,7 +28,7 @@ def load_truth(capture: Path) -> dict:
 
 
 def read_scan(path: Path):
-    from nrtool.artifacts.scan import load_scan
+    from nrtool.scan.artifact import load_scan
 
     return load_scan(path)
 

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from conftest import run_nrtool
 
 EPOCHS = 4
@@ -54,8 +53,8 @@ def inrs(synth_shapes: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _train_inr2vec(inrs: Path, out: Path, epochs: int = EPOCHS, val_resolution: int = 16, **kwargs):
-    from nrtool.inr2vec.models import inr2vec_preset
-    from nrtool.inr2vec.train import train_inr2vec, train_preset
+    from nrtool.inr2vec.config import inr2vec_preset, train_preset
+    from nrtool.inr2vec.train import train_inr2vec
 
     settings = train_preset("tiny").with_overrides(epochs=epochs, batch=2, queries=50, seed=0, val_resolution=val_resolution)
     return train_inr2vec(inrs, out, inr2vec_preset("tiny"), settings, device="cpu", **kwargs)
@@ -125,8 +124,8 @@ def garments(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _train_garment(garments: Path, out: Path, epochs: int = EPOCHS, **kwargs):
-    from nrtool.garments.config import garment_preset
-    from nrtool.garments.train import TrainSettings, train_garment
+    from nrtool.garments.config import TrainSettings, garment_preset
+    from nrtool.garments.train import train_garment
 
     config = garment_preset("tiny", points=64, queries=100, batch=2)  # as GARMENT_ARGS
     settings = TrainSettings(epochs=epochs, val_items=1, val_every=2, val_resolution=16)
@@ -149,7 +148,7 @@ def test_garment_resumes_where_it_was_interrupted(garments: Path, tmp_path: Path
     whole = _train_garment(garments, tmp_path / "whole.pt")
     for resumed, uninterrupted in zip(report.history, whole.history):
         assert resumed["loss"] == pytest.approx(uninterrupted["loss"], rel=1e-3)
-    assert report.best_val_chamfer == pytest.approx(whole.best_val_chamfer, rel=1e-3)
+    assert report.best["val_chamfer"] == pytest.approx(whole.best["val_chamfer"], rel=1e-3)
 
 
 def test_garment_refuses_the_state_of_other_settings_until_restart(garments: Path, tmp_path: Path) -> None:

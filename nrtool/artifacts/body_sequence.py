@@ -19,7 +19,12 @@ from typing import Any
 import h5py
 import numpy as np
 
-from nrtool.artifacts.core import atomic_output, open_artifact, provenance, write_root_attrs
+from nrtool.artifacts.core import (
+    atomic_output,
+    open_artifact,
+    provenance,
+    write_root_attrs,
+)
 
 KIND = "body-sequence"
 __all__ = ["KIND", "write_body_sequence", "read_body_sequence"]

@@ -43,6 +43,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from nrtool.artifacts.architecture import SirenSpec
 from nrtool.artifacts.core import (
     ItemInfo,
     atomic_output,
@@ -53,7 +54,6 @@ from nrtool.artifacts.core import (
     write_root_attrs,
 )
 from nrtool.errors import InputFileError, NrtoolError
-from nrtool.inr.siren import SirenSpec
 
 KIND = "inrs"
 PARAM_ORDER = (

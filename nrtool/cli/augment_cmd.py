@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
+from nrtool.cli.app import app
 from nrtool.cli.common import OPTIONS, progress
-from nrtool.cli.main import app
 
 
 @app.command("augment")

@@ -7,12 +7,16 @@ from typing import Optional
 
 import typer
 
-from nrtool.cli.common import FORCE_OPTION, OPTIONS, argv, check_outputs, note, print_json, progress
-from nrtool.cli.main import app
-from nrtool.cli.synth_cmd import synth_app
-
-body_app = typer.Typer(help="SMPL body model: pose it with AMASS motion and look at the result.", no_args_is_help=True)
-app.add_typer(body_app, name="body")
+from nrtool.cli.app import body_app, synth_app
+from nrtool.cli.common import (
+    FORCE_OPTION,
+    OPTIONS,
+    argv,
+    check_outputs,
+    note,
+    print_json,
+    progress,
+)
 
 
 @body_app.command("pose")
@@ -44,8 +48,8 @@ def body_pose(
 
     Example: `nrtool body pose --body-model SMPL_NEUTRAL.pkl --pose walk.npz --out walk/ --fps 30`
     """
+    from nrtool.body.sequence import pose_to_folder
     from nrtool.device import resolve_device
-    from nrtool.drape.sequence import pose_to_folder
     from nrtool.errors import NrtoolError
 
     if gender not in ("auto", "neutral", "male", "female"):

@@ -44,12 +44,12 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=_jsonable) + "\n")
 
 
-def kept_epoch(summary: dict[str, Any]) -> str:
-    """Which epoch a classification head kept, from its training summary (for the result line)."""
-    best = summary["best_val_accuracy"]
-    if best is None:
+def kept_text(report: Any) -> str:
+    """How a classification head's kept epoch was chosen, for its result line."""
+    accuracy = report.best.get("val_accuracy")
+    if accuracy is None:
         return "no validation items, kept the last epoch"
-    return f"best validation accuracy {best:.3f} at epoch {summary['best_epoch']}"
+    return f"best validation accuracy {accuracy:.3f} at epoch {report.best_epoch}"
 
 
 def check_outputs(files: Iterable[Path | None] = (), folders: Iterable[Path | None] = ()) -> None:
@@ -95,3 +95,39 @@ def note(message: str) -> None:
 
 def argv() -> list[str]:
     return ["nrtool", *sys.argv[1:]]
+
+
+#: For the training commands that resume an interrupted run from ``OUT.partial``.
+RESTART_OPTION = typer.Option(False, "--restart", help="Discard the state of an interrupted run (OUT.partial) and start over.")
+
+
+def note_resumed(first_epoch: int | None) -> None:
+    """Tell the user that this run continued an interrupted one."""
+    if first_epoch is not None:
+        note(f"resumed from epoch {first_epoch} of an interrupted run")
+
+
+#: ``--device`` of every computing command.
+DEVICE_OPTION = typer.Option("auto", help="auto | cpu | cuda (or cuda:N).")
+
+
+def check_device(name: str) -> None:
+    """An unknown ``--device`` is refused before torch is imported (a second, not four)."""
+    from nrtool.device import check_device_name
+
+    check_device_name(name)
+
+
+def print_training(report: Any, json_out: bool, metric: str = "") -> None:
+    """What every training command prints: its notes, then the report as JSON or one result line
+    (output, kept epoch and how the run ended, ``metric``, curves)."""
+    note_resumed(report.resumed_from_epoch)
+    for line in report.notes:
+        note(line)
+    if json_out:
+        print_json(report.to_dict())
+    elif not OPTIONS.quiet:
+        parts = [f"{report.out}: {report.ending()}", metric]
+        if report.curves:
+            parts.append(f"curves in {report.curves}")
+        print("; ".join(p for p in parts if p))

@@ -7,8 +7,19 @@ from typing import Optional
 
 import typer
 
-from nrtool.cli.common import OPTIONS, argv, note, print_json, progress
-from nrtool.cli.main import app
+from nrtool.cli.app import app
+from nrtool.cli.common import (
+    DEVICE_OPTION,
+    OPTIONS,
+    argv,
+    check_device,
+    note,
+    print_json,
+    progress,
+)
+from nrtool.config import override_options
+from nrtool.inr.config import PRESETS as FIT_PRESETS
+from nrtool.inr.config import FitConfig, Shard, check_field_name
 
 # Options shared by fit-inr and sample (one definition, so both stay in step).
 FIELD_OPTION = typer.Option("auto", help="auto | sdf (watertight meshes) | udf (point clouds, open meshes) | occ (voxels).")
@@ -18,39 +29,32 @@ SHARD_OPTION = typer.Option(None, help="K/N: only the K-th (1-based) of N interl
 
 
 @app.command("fit-inr")
+@override_options(FitConfig, ["hidden", "layers", "steps", "points", "lr", "batch", "omega0", "focal_alpha",
+                              "focal_gamma"])
 def fit_inr(
     inputs: list[str] = typer.Argument(..., help="Shape files, folders (CLASS/[train|test]/FILE gives labels), .txt lists, or one samples artifact from `nrtool sample`."),
     out: Path = typer.Option(..., "--out", "-o", help="The inrs artifact to write (or resume)."),
     field: str = FIELD_OPTION,
     preset: str = PRESET_OPTION,
-    hidden: Optional[int] = typer.Option(None, help="Override: hidden units per layer."),
-    layers: Optional[int] = typer.Option(None, help="Override: hidden-to-hidden layers."),
-    steps: Optional[int] = typer.Option(None, help="Override: optimisation steps per INR."),
-    points: Optional[int] = typer.Option(None, help="Override: query points per step."),
-    lr: Optional[float] = typer.Option(None, help="Override: Adam learning rate."),
-    batch: Optional[int] = typer.Option(None, help="INRs fitted at once (speed only, results do not change)."),
-    omega0: Optional[float] = typer.Option(None, help="Override: SIREN frequency omega_0."),
-    focal_alpha: Optional[float] = typer.Option(None, help="Override: focal-loss alpha (occ)."),
-    focal_gamma: Optional[float] = typer.Option(None, help="Override: focal-loss gamma (occ)."),
     seed: int = SEED_OPTION,
-    device: str = typer.Option("auto", help="auto | cpu | cuda."),
+    device: str = DEVICE_OPTION,
     shard: Optional[str] = SHARD_OPTION,
     overwrite: bool = typer.Option(False, help="Replace an existing --out fitted with other settings."),
     json_out: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
+    overrides: dict = None,
 ) -> None:
     """Fit one SIREN per shape (batched, from a shared initialisation) into an `inrs` artifact.
 
     Example: `nrtool fit-inr ../shared/data/psb --out psb.h5 --preset small --shard 1/4`
     """
-    from nrtool.inr.config import preset as get_preset
-    from nrtool.inr.pipeline import Shard, fit_inrs
+    config = FIT_PRESETS(preset, **overrides, seed=seed)
+    parsed_shard = Shard.parse(shard)
+    check_field_name(field)
+    check_device(device)
+    from nrtool.inr.pipeline import fit_inrs  # imports torch when it fits
 
-    config = get_preset(preset).with_overrides(
-        hidden=hidden, layers=layers, steps=steps, points=points, lr=lr, batch=batch, omega0=omega0,
-        focal_alpha=focal_alpha, focal_gamma=focal_gamma, seed=seed,
-    )
     report = fit_inrs(
-        inputs, out, config, field_name=field, device=device, shard=Shard.parse(shard),
+        inputs, out, config, field_name=field, device=device, shard=parsed_shard,
         overwrite=overwrite, progress=progress(), command=argv(),
     )
     for line in report.notes:
@@ -96,10 +100,11 @@ def sample(
 
     Example: `nrtool sample ../shared/data/psb --out psb-samples.h5 --preset paper`
     """
-    from nrtool.inr.config import preset as get_preset
-    from nrtool.inr.pipeline import Shard, sample_shapes
+    config = FIT_PRESETS(preset, seed=seed)
+    parsed_shard = Shard.parse(shard)
+    check_field_name(field)
+    from nrtool.inr.pipeline import sample_shapes
 
-    config = get_preset(preset).with_overrides(seed=seed)
-    count = sample_shapes(inputs, out, config, field_name=field, shard=Shard.parse(shard), progress=progress(), command=argv())
+    count = sample_shapes(inputs, out, config, field_name=field, shard=parsed_shard, progress=progress(), command=argv())
     if not OPTIONS.quiet:
         print(f"{out}: ground truth of {count} shapes ({config.queries.total} queries each, preset {preset})")

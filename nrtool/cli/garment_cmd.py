@@ -7,19 +7,24 @@ from typing import Optional
 
 import typer
 
-from nrtool.cli.common import FORCE_OPTION, OPTIONS, argv, check_outputs, print_json, progress
-from nrtool.cli.main import app
-from nrtool.cli.train_group import RESTART_OPTION, note_resumed, train_app
-
-garment_app = typer.Typer(
-    help="Garment codes: encode garment meshes, decode codes into open meshes (MeshUDF), sample, interpolate, edit.",
-    no_args_is_help=True,
+from nrtool.cli.app import garment_app, train_app
+from nrtool.cli.common import (
+    DEVICE_OPTION,
+    FORCE_OPTION,
+    OPTIONS,
+    RESTART_OPTION,
+    argv,
+    check_device,
+    check_outputs,
+    print_json,
+    print_training,
+    progress,
 )
-app.add_typer(garment_app, name="garment")
+from nrtool.config import override_options
+from nrtool.garments.config import GarmentConfig, TrainSettings, garment_preset
 
 MODEL_OPTION = typer.Option(..., "--model", "-m", help="Garment checkpoint from `nrtool train garment` (a top or a bottom model).")
 RESOLUTION_OPTION = typer.Option(128, help="MeshUDF grid cells per axis over [-1,1]^3 (up to 512; the thesis uses 128-256).")
-DEVICE_OPTION = typer.Option("auto", help="auto | cpu | cuda.")
 JSON_OPTION = typer.Option(False, "--json", help="Print a JSON summary.")
 NO_CATEGORY_CHECK_OPTION = typer.Option(
     False, "--no-category-check",
@@ -49,25 +54,20 @@ def _notes(lines: list[str]) -> None:
 
 
 @train_app.command("garment")
+@override_options(GarmentConfig, ["points", "queries", "batch", "lr"], into="network")
+@override_options(TrainSettings, ["epochs", "val_items", "val_every", "val_resolution", "time_limit", "seed"],
+                  flags={"val_items": "--val"})
 def train_garment_cmd(
     inputs: list[Path] = typer.Argument(..., help="Garment meshes or folders (e.g. `nrtool synth garments` output)."),
     out: Path = typer.Option(..., "--out", "-o", help="Checkpoint to write (training curves go to the same name .png)."),
     category: Optional[str] = typer.Option(None, help="top | bottom (default: the only category in the inputs)."),
     preset: str = typer.Option("tiny", help="tiny | small | paper (thesis: 10k points, 20k queries, batch 4, lr 1e-4)."),
-    epochs: int = typer.Option(100, help="Passes over the training garments."),
-    val: Optional[int] = typer.Option(None, "--val", help="Garments held out for validation (default 10%, at least 1)."),
-    val_every: int = typer.Option(10, help="Epochs between validations (Chamfer of decoded meshes)."),
-    val_resolution: int = typer.Option(48, help="MeshUDF grid cells of the validation meshes."),
-    time_limit: Optional[float] = typer.Option(None, help="Stop after this many seconds of this run (validating once more)."),
-    points: Optional[int] = typer.Option(None, help="Override: surface points per garment for the encoder."),
-    queries: Optional[int] = typer.Option(None, help="Override: supervision queries per garment per step."),
-    batch: Optional[int] = typer.Option(None, help="Override: garments per step."),
-    lr: Optional[float] = typer.Option(None, help="Override: Adam learning rate."),
-    seed: int = typer.Option(0, help="Seed of initialisation, split and sampling."),
     device: str = DEVICE_OPTION,
     restart: bool = RESTART_OPTION,
     no_category_check: bool = NO_CATEGORY_CHECK_OPTION,
     json_out: bool = JSON_OPTION,
+    overrides: dict = None,
+    network: dict = None,
 ) -> None:
     """Train the garment encoder (DGCNN) and UDF decoder on one category of garments.
 
@@ -77,22 +77,16 @@ def train_garment_cmd(
 
     Example: `nrtool train garment garments/ --category top --out top.pt --preset tiny --epochs 200`
     """
-    from nrtool.garments.config import garment_preset
-    from nrtool.garments.train import TrainSettings, train_garment
+    config = garment_preset(preset, **network)
+    settings = TrainSettings().with_overrides(**overrides)
+    check_device(device)
+    from nrtool.garments.train import train_garment
 
-    config = garment_preset(preset, points=points, queries=queries, batch=batch, lr=lr)
-    settings = TrainSettings(epochs=epochs, val_items=val, val_every=val_every, val_resolution=val_resolution,
-                             time_limit=time_limit, seed=seed)
     report = train_garment(list(inputs), out, config, settings, category=category, device=device, progress=progress(),
                            restart=restart, category_check=not no_category_check)
-    note_resumed(report.resumed_from_epoch)
-    _notes(report.notes)
-    if json_out:
-        print_json(report.__dict__)
-    elif not OPTIONS.quiet:
-        stopped = f", stopped by --time-limit after epoch {report.epochs} of {report.epochs_asked}" if report.stopped_by_time_limit else ""
-        print(f"{out}: {report.category} model on {report.garments} garments, best epoch {report.best_epoch}/{report.epochs}, "
-              f"validation Chamfer {report.best_val_chamfer:.4f}{stopped}; curves in {report.curves}")
+    details = report.details
+    print_training(report, json_out, f"{details['category']} model on {details['garments']} garments, "
+                   f"validation Chamfer {report.best.get('val_chamfer', float('nan')):.4f}")
 
 
 @garment_app.command("encode")

@@ -10,47 +10,48 @@ from typing import Any, Optional
 
 import typer
 
-from nrtool.cli.common import OPTIONS, argv, check_outputs, console, kept_epoch, print_json, progress
-from nrtool.cli.main import app
-from nrtool.cli.train_group import train_app  # the shared `nrtool train ...` group
-
-DEVICE_OPTION = typer.Option("auto", help="auto | cpu | cuda.")
+from nrtool.cli.app import app, train_app
+from nrtool.cli.common import (
+    DEVICE_OPTION,
+    OPTIONS,
+    RESTART_OPTION,
+    argv,
+    check_device,
+    check_outputs,
+    console,
+    kept_text,
+    print_json,
+    print_training,
+    progress,
+)
+from nrtool.config import override_options
+from nrtool.heads.config import PRESETS as CLASSIFIER_PRESETS
+from nrtool.heads.config import ClassifierConfig
 
 
 @train_app.command("classifier")
+@override_options(ClassifierConfig, ["epochs", "lr", "batch", "hidden", "val_fraction", "val_every", "time_limit", "seed"])
 def train_classifier(
-    embeddings: Path = typer.Argument(..., help="An embeddings artifact with labels (split 'test' is not trained on)."),
+    embeddings: Path = typer.Argument(..., help="An embeddings artifact with labels ('val' items validate, 'test' ones are left out)."),
     out: Path = typer.Option(..., "--out", "-o", help="The checkpoint to write (a training-curves PNG goes beside it)."),
     preset: str = typer.Option("tiny", help="tiny | small | paper (thesis: 512/256 hidden, max lr 1e-4, 150 epochs)."),
-    epochs: Optional[int] = typer.Option(None, help="Override: training epochs."),
-    lr: Optional[float] = typer.Option(None, help="Override: maximum learning rate of the one-cycle schedule."),
-    batch: Optional[int] = typer.Option(None, help="Override: batch size (paper: 256)."),
-    hidden: Optional[list[int]] = typer.Option(None, help="Override: hidden layer sizes, one --hidden per layer."),
-    val_fraction: Optional[float] = typer.Option(None, help="Override: share of each class's train items kept for validation (when no 'val' split exists)."),
-    seed: int = typer.Option(0, help="Seed of the initialisation, validation split and shuffling."),
     device: str = DEVICE_OPTION,
+    restart: bool = RESTART_OPTION,
     json_out: bool = typer.Option(False, "--json", help="Print the training summary as JSON."),
+    overrides: dict = None,
 ) -> None:
     """Train an MLP classifier on embeddings; keeps the epoch with the best validation accuracy.
 
     Example: `nrtool train classifier emb.h5 --out clf.pt --preset paper --device cuda`
     """
-    from nrtool.heads.classifier import preset as get_preset
+    config = CLASSIFIER_PRESETS(preset, **overrides)
+    check_device(device)
     from nrtool.heads.classifier import train_classifier_file
 
-    config = get_preset(preset).with_overrides(
-        epochs=epochs, lr=lr, batch=batch, hidden=hidden or None, val_fraction=val_fraction, seed=seed
-    )
-    summary = train_classifier_file(embeddings, out, config, device=device, progress=progress())
-    if json_out:
-        print_json(summary)
-    elif not OPTIONS.quiet:
-        kept = kept_epoch(summary)
-        print(
-            f"{out}: {len(summary['classes'])}-class classifier on {summary['dim']}-d embeddings, "
-            f"{summary['train_items']} train / {summary['val_items']} validation items, {kept} "
-            f"({summary['seconds']:.1f} s); curves in {summary['curves']}"
-        )
+    report = train_classifier_file(embeddings, out, config, device=device, progress=progress(), restart=restart)
+    d = report.details
+    print_training(report, json_out, f"{len(d['classes'])}-class classifier on {d['dim']}-d embeddings, "
+                   f"{d['train_items']} train / {d['val_items']} validation items, {kept_text(report)}")
 
 
 @app.command("classify")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
+from nrtool.cli.app import app
 from nrtool.cli.common import console, print_json
-from nrtool.cli.main import app
 
 
 @app.command("info")

@@ -7,25 +7,33 @@ from typing import Optional
 
 import typer
 
-from nrtool.cli.common import FORCE_OPTION, OPTIONS, argv, check_outputs, print_json, progress
-from nrtool.cli.main import app
-from nrtool.cli.train_group import RESTART_OPTION, note_resumed, train_app
+from nrtool.cli.app import app, train_app
+from nrtool.cli.common import (
+    DEVICE_OPTION,
+    FORCE_OPTION,
+    OPTIONS,
+    RESTART_OPTION,
+    argv,
+    check_device,
+    check_outputs,
+    print_training,
+    progress,
+)
+from nrtool.config import override_options
+from nrtool.inr2vec.config import INR2VEC_PRESETS, TRAIN_PRESETS, TrainSettings
 
 
 @train_app.command("inr2vec")
+@override_options(TrainSettings, ["epochs", "batch", "lr", "queries", "val_every", "time_limit", "seed"])
 def train_inr2vec_cmd(
-    inrs: Path = typer.Argument(..., help="inrs artifact to train on (items with split 'test' are left out)."),
+    inrs: Path = typer.Argument(..., help="inrs artifact to train on (split 'train' or unset; 'val' items validate, 'test' ones are left out)."),
     out: Path = typer.Option(..., "--out", "-o", help="Checkpoint to write (training curves go to the same name .png)."),
-    val: Optional[Path] = typer.Option(None, "--val", help="inrs artifact for validation (default: 10% of the training INRs)."),
+    val: Optional[Path] = typer.Option(None, "--val", help="inrs artifact for validation (default: the 'val' items, else 10% of the training INRs)."),
     preset: str = typer.Option("tiny", help="Sizes and training settings: tiny | small | paper (thesis: 1024-d embeddings, AdamW lr 1e-4)."),
-    epochs: Optional[int] = typer.Option(None, help="Override: training epochs (tiny 50, small 100, paper 300)."),
-    batch: Optional[int] = typer.Option(None, help="Override: INRs per mini-batch (16)."),
-    lr: Optional[float] = typer.Option(None, help="Override: AdamW learning rate, weight decay 1e-2 (tiny 3e-3, small 1e-3, paper 1e-4)."),
-    queries: Optional[int] = typer.Option(None, help="Override: queries per INR per step, half near the INR's surface (tiny 1000, small 2000, paper 4000)."),
-    seed: int = typer.Option(0, help="Seed of initialisation, batching and query sampling."),
-    device: str = typer.Option("auto", help="auto | cpu | cuda."),
+    device: str = DEVICE_OPTION,
     restart: bool = RESTART_OPTION,
     json_out: bool = typer.Option(False, "--json", help="Print the training summary as JSON."),
+    overrides: dict = None,
 ) -> None:
     """Train the inr2vec encoder + implicit decoder on INRs' weights.
 
@@ -33,18 +41,13 @@ def train_inr2vec_cmd(
 
     Example: `nrtool train inr2vec inrs.h5 --out inr2vec.pt --epochs 50`
     """
-    from nrtool.inr2vec.models import inr2vec_preset
-    from nrtool.inr2vec.train import train_inr2vec, train_preset
+    config, settings = INR2VEC_PRESETS[preset], TRAIN_PRESETS(preset, **overrides)
+    check_device(device)
+    from nrtool.inr2vec.train import train_inr2vec
 
-    settings = train_preset(preset).with_overrides(epochs=epochs, batch=batch, lr=lr, queries=queries, seed=seed)
-    report = train_inr2vec(inrs, out, inr2vec_preset(preset), settings, val_path=val, device=device, progress=progress(),
+    report = train_inr2vec(inrs, out, config, settings, val_path=val, device=device, progress=progress(),
                            restart=restart)
-    note_resumed(report.resumed_from_epoch)
-    if json_out:
-        print_json(report.__dict__)
-    elif not OPTIONS.quiet:
-        print(f"{out}: best epoch {report.best_epoch}/{report.epochs}, validation Chamfer "
-              f"{report.best_val_chamfer:.4f}; curves in {report.curves}")
+    print_training(report, json_out, f"validation Chamfer {report.best.get('val_chamfer', float('nan')):.4f}")
 
 
 @app.command("encode")

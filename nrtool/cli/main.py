@@ -1,5 +1,7 @@
-"""The ``nrtool`` command: a Typer app whose commands live one module per group.
+"""The ``nrtool`` command: registration of every command module, and the error boundary.
 
+The Typer app and its groups are declared in :mod:`nrtool.cli.app`; each ``*_cmd`` module adds
+its commands to them, and this module imports them all (commands never import this module).
 ``run()`` is the console-script entry point and the error boundary: an :class:`NrtoolError`
 becomes one line on stderr and exit status 2; any other exception is reported in one line too
 (exit 1), with the traceback only under ``--debug``.
@@ -10,55 +12,10 @@ from __future__ import annotations
 import signal
 import sys
 
-import typer
-
-from nrtool import __version__
 from nrtool.cli import common
+from nrtool.cli.app import app
 from nrtool.cli.common import OPTIONS
 from nrtool.errors import Interrupted, NrtoolError, user_os_error
-
-HELP = """\
-Neural representations of 3D signals: fit INRs to meshes, point clouds and voxel grids, and
-reconstruct them. Every stage reads and writes HDF5 artifacts (see `nrtool info FILE`).
-
-Examples:
-
-  nrtool synth shapes --out shapes/ --classes 4 --per-class 5
-
-  nrtool fit-inr shapes/ --out inrs.h5 --preset tiny
-
-  nrtool reconstruct inrs.h5 --out recon/ --metrics
-
-  nrtool sample shapes/ --out samples.h5   (then: nrtool fit-inr samples.h5 --out inrs.h5 --device cuda)
-
-  nrtool merge part1.h5 part2.h5 --out all.h5
-
-  nrtool info inrs.h5
-"""
-
-app = typer.Typer(
-    help=HELP,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    rich_markup_mode="markdown",
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-
-
-def _version(value: bool) -> None:
-    if value:
-        print(f"nrtool {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def main(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
-    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors (allowed anywhere on the line)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or notes (allowed anywhere on the line)."),
-) -> None:
-    OPTIONS.debug = OPTIONS.debug or debug
-    OPTIONS.quiet = OPTIONS.quiet or quiet
 
 
 def _register() -> None:

@@ -6,11 +6,8 @@ from pathlib import Path
 
 import typer
 
+from nrtool.cli.app import plot_app
 from nrtool.cli.common import OPTIONS, check_outputs
-from nrtool.cli.main import app
-
-plot_app = typer.Typer(help="Figures from artifacts (PNG).", no_args_is_help=True)
-app.add_typer(plot_app, name="plot")
 
 
 @plot_app.command("tsne")

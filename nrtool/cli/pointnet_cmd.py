@@ -11,53 +11,52 @@ from typing import Optional
 
 import typer
 
-from nrtool.cli.common import OPTIONS, argv, check_outputs, kept_epoch, note, print_json, progress
-from nrtool.cli.main import app
-from nrtool.cli.train_group import train_app  # the shared `nrtool train ...` group
-
-DEVICE_OPTION = typer.Option("auto", help="auto | cpu | cuda.")
+from nrtool.baselines.config import PRESETS as POINTNET_PRESETS
+from nrtool.baselines.config import PointNetConfig
+from nrtool.cli.app import app, train_app
+from nrtool.cli.common import (
+    DEVICE_OPTION,
+    OPTIONS,
+    RESTART_OPTION,
+    argv,
+    check_device,
+    check_outputs,
+    kept_text,
+    note,
+    print_json,
+    print_training,
+    progress,
+)
+from nrtool.config import override_options
 
 
 @train_app.command("pointnet")
+@override_options(PointNetConfig, ["epochs", "points", "resolution", "voxel_resolution", "lr", "batch", "val_fraction",
+                                   "val_every", "time_limit", "seed"])
 def train_pointnet(
-    inrs: Path = typer.Argument(..., help="An inrs artifact with labels (split 'test' is not trained on)."),
+    inrs: Path = typer.Argument(..., help="An inrs artifact with labels ('val' items validate, 'test' ones are left out)."),
     out: Path = typer.Option(..., "--out", "-o", help="The checkpoint to write (a training-curves PNG goes beside it)."),
     preset: str = typer.Option("tiny", help="tiny | small | paper (thesis: 64..1024 per-point MLP, 512/256 head, 2048 points)."),
-    epochs: Optional[int] = typer.Option(None, help="Override: training epochs."),
-    points: Optional[int] = typer.Option(None, help="Override: points per shape fed to the network."),
-    resolution: Optional[int] = typer.Option(None, help="Override: marching-cubes grid (sdf INRs)."),
-    voxel_resolution: Optional[int] = typer.Option(None, help="Override: voxel grid (occ INRs)."),
-    lr: Optional[float] = typer.Option(None, help="Override: AdamW learning rate (cosine-annealed)."),
-    batch: Optional[int] = typer.Option(None, help="Override: shapes per batch."),
-    val_fraction: Optional[float] = typer.Option(None, help="Override: share of each class's train items kept for validation (when no 'val' split exists)."),
-    seed: int = typer.Option(0, help="Seed of the initialisation, validation split, subsampling and jitter."),
     device: str = DEVICE_OPTION,
+    restart: bool = RESTART_OPTION,
     json_out: bool = typer.Option(False, "--json", help="Print the training summary as JSON."),
+    overrides: dict = None,
 ) -> None:
     """Train a PointNet on clouds reconstructed from the INRs; keeps the epoch with the best validation accuracy.
 
     Example: `nrtool train pointnet inrs.h5 --out pn.pt --preset paper --device cuda`
     """
-    from nrtool.heads.pointnet import preset as get_preset
-    from nrtool.heads.pointnet import train_pointnet_file
+    config = POINTNET_PRESETS(preset, **overrides)
+    check_device(device)
+    from nrtool.baselines.pointnet import train_pointnet_file
 
-    config = get_preset(preset).with_overrides(
-        epochs=epochs, points=points, resolution=resolution, voxel_resolution=voxel_resolution, lr=lr,
-        batch=batch, val_fraction=val_fraction, seed=seed,
-    )
-    summary = train_pointnet_file(inrs, out, config, device=device, progress=progress())
-    if json_out:
-        print_json(summary)
-    elif not OPTIONS.quiet:
-        kept = kept_epoch(summary)
-        empty = summary["empty_reconstructions"]
-        print(
-            f"{out}: {len(summary['classes'])}-class PointNet on {config.points} points from {summary['field']} INRs, "
-            f"{summary['train_items']} train / {summary['val_items']} validation items, {kept} "
-            f"(reconstruction {summary['reconstruct_seconds']:.1f} s, training {summary['seconds']:.1f} s); "
-            f"curves in {summary['curves']}"
-            + (f"; {len(empty)} empty reconstruction(s) skipped" if empty else "")
-        )
+    report = train_pointnet_file(inrs, out, config, device=device, progress=progress(), restart=restart)
+    d = report.details
+    empty = d["empty_reconstructions"]
+    print_training(report, json_out, f"{len(d['classes'])}-class PointNet on {config.points} points from {d['field']} INRs, "
+                   f"{d['train_items']} train / {d['val_items']} validation items, {kept_text(report)} "
+                   f"(reconstruction {d['reconstruct_seconds']:.1f} s, training {report.seconds:.1f} s)"
+                   + (f"; {len(empty)} empty reconstruction(s) skipped" if empty else ""))
 
 
 @app.command("classify-points")
@@ -74,8 +73,8 @@ def classify_points(
 
     Example: `nrtool classify-points inrs.h5 --model pn.pt --out pred.h5 --split test`
     """
+    from nrtool.baselines.pointnet import classify_points_file
     from nrtool.cli.heads_cmd import _print_report
-    from nrtool.heads.pointnet import classify_points_file
 
     check_outputs(files=[out, plot])
     report = classify_points_file(inrs, model, out, splits=split or [], device=device,

@@ -7,8 +7,15 @@ from typing import Optional
 
 import typer
 
-from nrtool.cli.common import OPTIONS, check_outputs, console, note, print_json, progress
-from nrtool.cli.main import app
+from nrtool.cli.app import app
+from nrtool.cli.common import (
+    OPTIONS,
+    check_outputs,
+    console,
+    note,
+    print_json,
+    progress,
+)
 
 
 @app.command("reconstruct")

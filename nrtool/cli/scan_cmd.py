@@ -8,13 +8,8 @@ from typing import Optional
 
 import typer
 
+from nrtool.cli.app import app, export_app, plot_app, synth_app
 from nrtool.cli.common import OPTIONS, argv, check_outputs, note, print_json, progress
-from nrtool.cli.main import app
-from nrtool.cli.plot_cmd import plot_app
-from nrtool.cli.synth_cmd import synth_app
-
-export_app = typer.Typer(help="Artifacts in other tools' formats.", no_args_is_help=True)
-app.add_typer(export_app, name="export")
 
 
 def _int_list(text: str, option: str) -> tuple[int, ...]:
@@ -74,8 +69,8 @@ def scan(
     Example: `nrtool scan capture/images --out scan.h5 --board 8x8 --square 0.05 --marker 0.037 --dict DICT_4X4_50 --intrinsics capture/intrinsics.yml`
     """
     from nrtool.artifacts.core import provenance
-    from nrtool.artifacts.scan import write_scan
     from nrtool.errors import NrtoolError
+    from nrtool.scan.artifact import write_scan
     from nrtool.scan.board import ChArUcoBoard
     from nrtool.scan.filtering import FilterConfig
     from nrtool.scan.intrinsics import read_intrinsics
@@ -133,7 +128,7 @@ def export_nerf_cmd(
 
     Example: `nrtool export nerf scan.h5 --out nerf/`
     """
-    from nrtool.artifacts.scan import load_scan
+    from nrtool.scan.artifact import load_scan
     from nrtool.scan.export import export_nerf
 
     check_outputs(folders=[out])
@@ -154,7 +149,7 @@ def plot_scan(
 
     Example: `nrtool plot scan scan.h5 --out figures/`
     """
-    from nrtool.artifacts.scan import load_scan
+    from nrtool.scan.artifact import load_scan
     from nrtool.scan.plots import scan_figures
 
     check_outputs(folders=[out])

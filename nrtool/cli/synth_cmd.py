@@ -6,11 +6,8 @@ from pathlib import Path
 
 import typer
 
+from nrtool.cli.app import synth_app
 from nrtool.cli.common import FORCE_OPTION, OPTIONS
-from nrtool.cli.main import app
-
-synth_app = typer.Typer(help="Procedural datasets in real file formats (for tests and demos).", no_args_is_help=True)
-app.add_typer(synth_app, name="synth")
 
 
 @synth_app.command("shapes")

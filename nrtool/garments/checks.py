@@ -99,7 +99,7 @@ def openings(vertices: np.ndarray, faces: np.ndarray) -> list[Opening]:
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    from nrtool.synth.garments import boundary_edges
+    from nrtool.geometry.topology import boundary_edges
 
     lo, hi = vertices.min(axis=0), vertices.max(axis=0)
     v, f = weld(vertices, faces, max(float(np.linalg.norm(hi - lo)), 1e-12) * 1e-6)

@@ -19,7 +19,11 @@ from typing import Any
 import numpy as np
 
 from nrtool.artifacts.core import ItemInfo, atomic_write_bytes, provenance, sha256_file
-from nrtool.artifacts.garment_codes import GarmentCodes, load_codes_any, write_garment_codes
+from nrtool.artifacts.garment_codes import (
+    GarmentCodes,
+    load_codes_any,
+    write_garment_codes,
+)
 from nrtool.errors import InputFileError, NrtoolError
 from nrtool.progress import Progress, SilentProgress
 
@@ -76,7 +80,12 @@ def encode_garments(
     import torch
 
     from nrtool.device import resolve_device
-    from nrtool.garments.checks import CATEGORY_OVERRIDE, check_shape_categories, checkpoint_frame, frame_notes
+    from nrtool.garments.checks import (
+        CATEGORY_OVERRIDE,
+        check_shape_categories,
+        checkpoint_frame,
+        frame_notes,
+    )
     from nrtool.garments.data import load_garments, sample_surface_points
     from nrtool.garments.model import load_model
     from nrtool.garments.train import encode_points
@@ -340,8 +349,8 @@ def garment_sheet(inputs: Sequence[tuple[np.ndarray, np.ndarray]] | None, decode
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from nrtool.drape.render import render_mesh
-    from nrtool.plots import save_figure
+    from nrtool.body.render import render_mesh
+    from nrtool.figures import save_figure
 
     shown = list(range(min(limit, len(decoded))))
     rows = [(labels[0], inputs)] if inputs is not None else []

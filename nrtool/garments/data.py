@@ -64,15 +64,9 @@ def load_garment_mesh(path: str | os.PathLike[str], normalise: dict[str, Any] | 
     ``check_bounds``: refuse a garment reaching outside ``[-1, 1]^3`` (off: the caller checks,
     after looking at where the garment sits).
     """
-    from nrtool.synth.garments import load_garment
+    from nrtool.garments.files import load_garment
 
-    garment = load_garment(path)
-    if len(garment.faces) == 0:
-        raise InputFileError(path, "mesh has no faces (a garment needs a surface)")
-    area = np.linalg.norm(np.cross(garment.vertices[garment.faces[:, 1]] - garment.vertices[garment.faces[:, 0]],
-                                   garment.vertices[garment.faces[:, 2]] - garment.vertices[garment.faces[:, 0]]), axis=1).sum()
-    if not area > 0:
-        raise InputFileError(path, "mesh has zero surface area")
+    garment = load_garment(path)  # a mesh with faces and a surface (load_shape checks both)
     norm = (normalise if override else None) or garment.normalise or normalise or bbox_normalisation(garment.vertices)
     centre = np.asarray(norm["centre"], dtype=np.float64)
     scale = float(norm["scale"])

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nrtool.inr2vec.models import positional_encoding
+from nrtool.nn import positional_encoding
 
 
 class ConditionalBatchNorm(nn.Module):

@@ -11,13 +11,9 @@ kept is the best one. Curves go to ``OUT.png``.
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import os
-import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,43 +21,17 @@ import torch
 
 from nrtool.artifacts.core import holds_output_lock
 from nrtool.errors import NrtoolError
-from nrtool.garments.config import GarmentConfig
-from nrtool.garments.data import GarmentMesh, Supervision, load_garments, sample_surface_points
+from nrtool.garments.config import GarmentConfig, TrainSettings
+from nrtool.garments.data import (
+    GarmentMesh,
+    Supervision,
+    load_garments,
+    sample_surface_points,
+)
 from nrtool.garments.meshing import decode_mesh, mesh_chamfer
 from nrtool.garments.model import GarmentNet, save_model
 from nrtool.progress import Progress
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    epochs: int = 100
-    val_items: int | None = None  # held-out garments (default: 10 %, at least 1)
-    val_every: int = 10  # epochs between validations
-    val_resolution: int = 48
-    time_limit: float | None = None  # seconds; stop (and validate) when exceeded
-    seed: int = 0
-
-    def validate(self) -> None:
-        if self.epochs < 1 or self.val_every < 1 or self.val_resolution < 8 or (self.val_items is not None and self.val_items < 1):
-            raise NrtoolError("impossible training settings: need epochs >= 1, val-every >= 1, val-resolution >= 8, val >= 1")
-
-
-@dataclass
-class TrainReport:
-    out: str
-    category: str
-    garments: int
-    validation: list[str]
-    epochs: int
-    best_epoch: int
-    best_val_chamfer: float
-    seconds: float
-    history: list[dict[str, float]]
-    curves: str
-    resumed_from_epoch: int | None = None  # the first epoch of this run when it continued an interrupted one
-    epochs_asked: int = 0  # --epochs; more than ``epochs`` when the time limit stopped the run
-    stopped_by_time_limit: bool = False
-    notes: list[str] = field(default_factory=list)  # for the user (e.g. garments whose shape told nothing)
+from nrtool.training import TrainReport
 
 
 def _category(garments: list[GarmentMesh], category: str | None, where: str) -> str:
@@ -141,29 +111,21 @@ def validation_chamfer(model: GarmentNet, garments: list[GarmentMesh], device: t
 
 def recalibrate_batchnorm(model: GarmentNet, garments: list[GarmentMesh], supervision: Supervision,
                           rng: np.random.Generator, device: torch.device, batches: int = 4) -> None:
-    """Recompute every BatchNorm's running statistics with the current weights.
+    """Re-estimate the BatchNorm statistics (:func:`nrtool.nn.recalibrate_batchnorm`) on a few
+    training batches: the model is judged and saved in eval mode."""
+    from nrtool.nn import recalibrate_batchnorm as recalibrate
 
-    The running averages (momentum 0.1) lag behind the weights early in training, and the model
-    is judged (and saved) in eval mode: a few training-mode forward passes with a cumulative
-    average make eval mode match what training sees.
-    """
-    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    saved = [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average
-    model.train()
     config = model.config
     batch = min(config.batch, len(garments))
-    with torch.no_grad():
+
+    def passes() -> None:
         for _ in range(batches):
             rows = rng.choice(len(garments), batch, replace=False)
             points = torch.as_tensor(np.stack([sample_surface_points(garments[i], config.points, rng) for i in rows]), device=device)
             queries = torch.as_tensor(np.stack([supervision.sample(int(i), config.queries, rng)[0] for i in rows]), device=device)
             model.decoder(model.encoder(points), queries)
-    for m, momentum in zip(norms, saved):
-        m.momentum = momentum
-    model.eval()
+
+    recalibrate(model, passes)
 
 
 def _split(garments: list[GarmentMesh], count: int | None, seed: int) -> tuple[list[int], list[int]]:
@@ -174,6 +136,61 @@ def _split(garments: list[GarmentMesh], count: int | None, seed: int) -> tuple[l
         raise NrtoolError(f"--val {n_val} leaves fewer than 2 of {len(garments)} garments to train on")
     order = np.random.default_rng(seed).permutation(len(garments))
     return sorted(order[n_val:].tolist()), sorted(order[:n_val].tolist())
+
+
+class GarmentTrainer:
+    """One epoch of the garment network (steps over shuffled training garments) and its
+    validation (Chamfer of decoded meshes), for :func:`nrtool.training.run_training`."""
+
+    def __init__(self, model: GarmentNet, train_set: list[GarmentMesh], val_set: list[GarmentMesh],
+                 supervision: Supervision, settings: TrainSettings, device: torch.device) -> None:
+        self.model, self.train_set, self.val_set = model, train_set, val_set
+        self.supervision, self.settings, self.device = supervision, settings, device
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=model.config.lr)
+        self.scheduler = None
+        self.generator = None
+        self.rng = np.random.default_rng(settings.seed)
+        self.batch = min(model.config.batch, len(train_set))
+        self.steps_per_epoch = max(1, len(train_set) // self.batch)
+
+    def train_epoch(self, epoch: int, advance: Any, out_of_time: Any) -> dict[str, float]:
+        config, rng = self.model.config, self.rng
+        order = rng.permutation(len(self.train_set))
+        sums = {"loss": 0.0, "l_dist": 0.0, "l_grad": 0.0}
+        steps = 0
+        for step in range(self.steps_per_epoch):
+            if steps and out_of_time():
+                break  # checked per step: one paper-size epoch can take many minutes on a CPU
+            rows = order[step * self.batch : (step + 1) * self.batch]
+            clouds, labels = [], []
+            for i in rows:
+                clouds.append(sample_surface_points(self.train_set[i], config.points, rng))
+                labels.append(self.supervision.sample(int(i), config.queries, rng))
+
+            def as_tensor(arrays: list[np.ndarray]) -> torch.Tensor:
+                return torch.as_tensor(np.stack(arrays), device=self.device)
+
+            l_dist, l_grad = loss_terms(self.model, as_tensor(clouds), as_tensor([x[0] for x in labels]),
+                                        as_tensor([x[1] for x in labels]), as_tensor([x[2] for x in labels]),
+                                        as_tensor([x[3] for x in labels]).float())
+            loss = l_dist + config.lambda_grad * l_grad
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            sums["loss"] += float(loss.detach())
+            sums["l_dist"] += float(l_dist.detach())
+            sums["l_grad"] += float(l_grad.detach())
+            steps += 1
+            advance()
+        return {"steps": steps, **{k: v / steps for k, v in sums.items()}}
+
+    def validate(self, epoch: int) -> dict[str, float]:
+        recalibrate_batchnorm(self.model, self.train_set, self.supervision, self.rng, self.device)
+        return {"val_chamfer": validation_chamfer(self.model, self.val_set, self.device, self.settings.val_resolution,
+                                                  self.model.config.points)}
+
+    def score(self, record: dict[str, float]) -> tuple[float, ...] | None:
+        return (record["val_chamfer"],) if "val_chamfer" in record else None
 
 
 @holds_output_lock("out")
@@ -195,11 +212,12 @@ def train_garment(
     ``category_check`` is off; see :mod:`nrtool.garments.checks`). The checkpoint records the
     training garments' frame, which ``nrtool garment encode`` checks garments against.
 
-    An interrupted run leaves ``OUT.partial`` (:mod:`nrtool.training_state`); the same call
-    continues from it, ``restart`` discards it. ``settings.time_limit`` counts this call's time.
+    An interrupted run leaves ``OUT.partial`` (:mod:`nrtool.training`); the same call continues
+    from it, ``restart`` discards it. ``settings.time_limit`` counts this call's time.
     """
+    from nrtool.figures import training_curves
     from nrtool.garments.checks import check_shape_categories, training_frame
-    from nrtool.training_state import TrainingState, start_training
+    from nrtool.training import run_training, start_training
 
     out, torch_device, progress = start_training(out, device, progress, settings, config)
     garments = load_garments(inputs)
@@ -213,75 +231,17 @@ def train_garment(
     train_rows, val_rows = _split(garments, settings.val_items, settings.seed)
     train_set = [garments[i] for i in train_rows]
     val_set = [garments[i] for i in val_rows]
-    run = {k: v for k, v in asdict(settings).items() if k != "time_limit"}  # a limit is per call
-    state = TrainingState(out, "garment", {"config": config.to_dict(), "settings": run, "category": category,
-                                           "garments": garments_identity(garments)})
-    saved = state.load(restart)
+    run_settings = {k: v for k, v in settings.to_dict().items() if k != "time_limit"}  # a limit is per call
+    fingerprint = {"config": config.to_dict(), "settings": run_settings, "category": category,
+                   "garments": garments_identity(garments)}
     supervision = Supervision(train_set, config.eps, config.delta, torch_device)
-
     torch.manual_seed(settings.seed)
-    rng = np.random.default_rng(settings.seed)
     model = GarmentNet(config).to(torch_device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    history: list[dict[str, float]] = []
-    best = (math.inf, 0)
-    best_state: dict[str, torch.Tensor] | None = None
-    epochs_done = 0
-    if saved is not None:
-        state.restore(saved, model, optimizer, rng=rng)
-        history, epochs_done = saved["history"], saved["epoch"]
-        best, best_state = (saved["best"]["score"], saved["best"]["epoch"]), saved["best"]["state_dict"]
-    batch = min(config.batch, len(train_set))
-    steps_per_epoch = max(1, len(train_set) // batch)
-    first_epoch = epochs_done + 1
-    resumed = f" (resumed from epoch {first_epoch})" if saved is not None else ""
-    started = time.perf_counter()
-    out_of_time = False
-    with progress.task(f"training {category} garments{resumed}", (settings.epochs - epochs_done) * steps_per_epoch,
-                       "steps") as advance, state.kept_on_interrupt():
-        for epoch in range(first_epoch, settings.epochs + 1):
-            model.train()
-            order = rng.permutation(len(train_set))
-            sums = {"loss": 0.0, "l_dist": 0.0, "l_grad": 0.0}
-            steps_done = 0
-            for step in range(steps_per_epoch):
-                if settings.time_limit is not None and time.perf_counter() - started > settings.time_limit and steps_done:
-                    break  # checked per step: one paper-size epoch can take many minutes on a CPU
-                rows = order[step * batch : (step + 1) * batch]
-                clouds, labels = [], []
-                for i in rows:
-                    clouds.append(sample_surface_points(train_set[i], config.points, rng))
-                    labels.append(supervision.sample(int(i), config.queries, rng))
-                as_tensor = lambda arrays: torch.as_tensor(np.stack(arrays), device=torch_device)  # noqa: E731
-                l_dist, l_grad = loss_terms(model, as_tensor(clouds), as_tensor([x[0] for x in labels]),
-                                            as_tensor([x[1] for x in labels]), as_tensor([x[2] for x in labels]),
-                                            as_tensor([x[3] for x in labels]).float())
-                loss = l_dist + config.lambda_grad * l_grad
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                sums["loss"] += float(loss.detach())
-                sums["l_dist"] += float(l_dist.detach())
-                sums["l_grad"] += float(l_grad.detach())
-                steps_done += 1
-                advance()
-            epochs_done = epoch
-            record: dict[str, float] = {"epoch": epoch, "steps": steps_done, **{k: v / steps_done for k, v in sums.items()}}
-            out_of_time = settings.time_limit is not None and time.perf_counter() - started > settings.time_limit
-            if epoch % settings.val_every == 0 or epoch == settings.epochs or out_of_time:
-                recalibrate_batchnorm(model, train_set, supervision, rng, torch_device)
-                val = validation_chamfer(model, val_set, torch_device, settings.val_resolution, config.points)
-                record["val_chamfer"] = val
-                if val < best[0]:
-                    best = (val, epoch)
-                    best_state = copy.deepcopy(model.state_dict())
-            history.append(record)
-            state.epoch_done(epoch, model, optimizer, history, best[0], best[1], best_state, rng=rng,
-                             final=epoch == settings.epochs or out_of_time)
-            if out_of_time:
-                break
-    assert best_state is not None
-    model.load_state_dict(best_state)
+    trainer = GarmentTrainer(model, train_set, val_set, supervision, settings, torch_device)
+    run = run_training(trainer, out, "garment", fingerprint, settings, progress, restart,
+                       f"training {category} garments")
+    model.load_state_dict(run.best_state)
+    model.eval()
     train_codes = encode_points(model, [sample_surface_points(g, config.points, np.random.default_rng(7)) for g in train_set],
                                 torch_device)
     extra = {
@@ -294,36 +254,14 @@ def train_garment(
             "attributes": json.dumps([g.attributes for g in train_set]),
         },
         "validation": [g.name for g in val_set],
-        "history": json.dumps(history),
-        "best_epoch": best[1],
-        "best_val_chamfer": best[0],
+        "history": json.dumps(run.history),
+        "best_epoch": run.best_epoch,
+        "best_val_chamfer": run.best.get("val_chamfer", math.inf),
     }
     save_model(out, model, category, extra)
     curves = out.with_suffix(".png")
-    training_curves(history, curves, f"{out.name}: {category} garments, {config.preset}")
-    state.finish()
-    return TrainReport(str(out), category, len(train_set), [g.name for g in val_set], epochs_done, best[1], best[0],
-                       time.perf_counter() - started, history, str(curves), first_epoch if saved is not None else None,
-                       settings.epochs, out_of_time and epochs_done < settings.epochs, notes)
-
-
-def training_curves(history: list[dict[str, float]], png: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from nrtool.plots import save_figure
-
-    epochs = [h["epoch"] for h in history]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
-    for key in ("loss", "l_dist", "l_grad"):
-        left.plot(epochs, [h[key] for h in history], label=key)
-    left.set(xlabel="epoch", title="training loss", yscale="log")
-    left.legend(fontsize=8)
-    val = [(h["epoch"], h["val_chamfer"]) for h in history if "val_chamfer" in h]
-    right.plot([e for e, _ in val], [v for _, v in val], "o-")
-    right.set(xlabel="epoch", title="validation Chamfer (normalised frame)")
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    save_figure(fig, png)
+    training_curves(run.history, curves, f"{out.name}: {category} garments, {config.preset}", run.best_epoch)
+    run.finish()
+    report = run.report(out, curves, category=category, garments=len(train_set), validation=[g.name for g in val_set])
+    report.notes = notes
+    return report

@@ -14,7 +14,6 @@ that accuracy is measured on real shapes only.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +21,14 @@ import numpy as np
 
 from nrtool.artifacts.core import atomic_folder, check_output_folder
 from nrtool.errors import InputFileError, NrtoolError
-from nrtool.io.shapes import Shape, ShapeSource, discover_inputs, load_shape, save_mesh, save_points_ply
+from nrtool.io.shapes import (
+    Shape,
+    ShapeSource,
+    discover_inputs,
+    load_shape,
+    save_mesh,
+    save_points_ply,
+)
 from nrtool.progress import Progress, SilentProgress
 
 
@@ -53,17 +59,6 @@ def augment_points(points: np.ndarray, settings: AugmentSettings, rng: np.random
         sigma = settings.jitter * float(np.linalg.norm(high - low))
         out = out + np.clip(rng.normal(0.0, sigma, size=out.shape), -3 * sigma, 3 * sigma)
     return out
-
-
-AUGMENTED_SUFFIX = re.compile(r"_aug\d+$")
-
-
-def source_group(name: str) -> str:
-    """The shape an item comes from: ``cup_021_aug2`` -> ``cup_021``; other names unchanged.
-
-    Validation splits keep a shape and its augmented copies on one side.
-    """
-    return AUGMENTED_SUFFIX.sub("", name)
 
 
 def _copy_seed(settings: AugmentSettings, name: str, copy: int) -> np.random.Generator:

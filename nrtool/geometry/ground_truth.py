@@ -14,13 +14,39 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
+from nrtool.config import Config
 from nrtool.errors import InputFileError
-from nrtool.inr.config import QuerySpec
-from nrtool.inr.fields import FieldName
 from nrtool.io.shapes import Shape
+
+#: The three fields an INR can represent (see :mod:`nrtool.inr.fields` for labels and losses).
+FieldName = Literal["udf", "sdf", "occ"]
+FIELDS: tuple[FieldName, ...] = ("udf", "sdf", "occ")
+
+
+@dataclass(frozen=True)
+class QuerySpec(Config):
+    """How many ground-truth queries to precompute per shape (App. C.1).
+
+    Near-surface queries are surface samples plus Gaussian noise of the given std; the rest are
+    uniform in [-1,1]^3. Voxel grids ignore this and use every voxel centre.
+    """
+
+    near: tuple[tuple[float, int], ...] = ((0.003, 250_000), (0.01, 200_000), (0.1, 25_000))
+    uniform: int = 25_000
+
+    @property
+    def total(self) -> int:
+        return sum(n for _, n in self.near) + self.uniform
+
+    def scaled(self, factor: float) -> "QuerySpec":
+        return QuerySpec(
+            near=tuple((std, max(1, round(n * factor))) for std, n in self.near),
+            uniform=max(1, round(self.uniform * factor)),
+        )
 
 #: Fraction of the cube left free around a shape, so marching cubes can close surfaces.
 MARGIN = 0.05

@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from nrtool.errors import NrtoolError
+from nrtool.geometry.topology import boundary_edge_count
 
 __all__ = [
     "UdfGrid",
@@ -560,16 +561,6 @@ def double_layer_fraction(vertices: np.ndarray, faces: np.ndarray, spacing: floa
     points, n = draw(samples)
     near = np.minimum(tree.query(points + spacing * n)[0], tree.query(points - spacing * n)[0])
     return float(np.mean(near < 0.5 * spacing))
-
-
-def boundary_edge_count(faces: np.ndarray) -> int:
-    """Edges used by exactly one face (0 for a closed mesh)."""
-    faces = np.asarray(faces, dtype=np.int64)
-    if len(faces) == 0:
-        return 0
-    edges = np.sort(faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
-    _, counts = np.unique(edges, axis=0, return_counts=True)
-    return int((counts == 1).sum())
 
 
 def differentiable_vertices(udf_fn: UdfFn, vertices, normals=None, faces=None, epsilon: float | None = None):

@@ -11,53 +11,33 @@ uniform queries vs 0.016 with 10k, same steps, on procedural shapes).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from nrtool.artifacts.architecture import SirenSpec
+from nrtool.config import Config, Presets, option
 from nrtool.errors import NrtoolError
-from nrtool.inr.fields import FieldName
-from nrtool.inr.siren import SirenSpec
+from nrtool.geometry.ground_truth import FIELDS, FieldName, QuerySpec
 
 
 @dataclass(frozen=True)
-class QuerySpec:
-    """How many ground-truth queries to precompute per shape (App. C.1).
-
-    Near-surface queries are surface samples plus Gaussian noise of the given std; the rest are
-    uniform in [-1,1]^3. Voxel grids ignore this and use every voxel centre.
-    """
-
-    near: tuple[tuple[float, int], ...] = ((0.003, 250_000), (0.01, 200_000), (0.1, 25_000))
-    uniform: int = 25_000
-
-    @property
-    def total(self) -> int:
-        return sum(n for _, n in self.near) + self.uniform
-
-    def scaled(self, factor: float) -> "QuerySpec":
-        return QuerySpec(
-            near=tuple((std, max(1, round(n * factor))) for std, n in self.near),
-            uniform=max(1, round(self.uniform * factor)),
-        )
-
-
-@dataclass(frozen=True)
-class FitConfig:
+class FitConfig(Config):
     """Everything that determines a fitted INR (plus ``batch``, which only affects speed)."""
 
+    WHAT = "fit"
+
     preset: str
-    hidden: int
-    layers: int
-    steps: int
-    points: int
-    lr: float
-    batch: int
+    hidden: int = option(help="Hidden units per layer.")
+    layers: int = option(help="Hidden-to-hidden layers.")
+    steps: int = option(help="Optimisation steps per INR.")
+    points: int = option(help="Query points per step.")
+    lr: float = option(help="Adam learning rate.")
+    batch: int = option(help="INRs fitted at once (speed only, results do not change).")
     queries: QuerySpec = field(default_factory=QuerySpec)
-    omega0: float = 30.0
-    focal_alpha: float = 0.25
-    focal_gamma: float = 2.0
-    seed: int = 0
+    omega0: float = option(30.0, help="SIREN frequency omega_0.")
+    focal_alpha: float = option(0.25, help="Focal-loss alpha (occ).")
+    focal_gamma: float = option(2.0, help="Focal-loss gamma (occ).")
+    seed: int = option(0, help="Seed of the shared initialisation and of query sampling.")
 
     @property
     def spec(self) -> SirenSpec:
@@ -69,24 +49,13 @@ class FitConfig:
         ``batch`` is left out on purpose: every INR's sampling is seeded by its own name, so the
         batch size changes speed, not results.
         """
-        data = dataclasses.asdict(self)
+        data = self.to_dict()
         data.pop("batch")
-        data["queries"] = {"near": [list(p) for p in self.queries.near], "uniform": self.queries.uniform}
         data["field"] = field_name
         return data
 
-    def with_overrides(self, **overrides: Any) -> "FitConfig":
-        """A copy with the given values replaced (``None`` means keep the preset's)."""
-        values = {k: v for k, v in overrides.items() if v is not None}
-        unknown = set(values) - {f.name for f in dataclasses.fields(self)}
-        if unknown:
-            raise NrtoolError(f"unknown fit settings: {', '.join(sorted(unknown))}")
-        config = dataclasses.replace(self, **values)
-        config.validate()
-        return config
-
-    def validate(self) -> None:
-        checks = {
+    def checks(self) -> dict[str, bool]:
+        return {
             "hidden": self.hidden >= 1,
             "layers": self.layers >= 0,
             "steps": self.steps >= 1,
@@ -97,26 +66,45 @@ class FitConfig:
             "focal_alpha": 0 <= self.focal_alpha <= 1,
             "focal_gamma": self.focal_gamma >= 0,
         }
-        bad = [name for name, ok in checks.items() if not ok]
-        if bad:
-            detail = ", ".join(f"{name}={getattr(self, name)}" for name in bad)
-            raise NrtoolError(f"impossible fit settings: {detail}")
 
 
 _PAPER_QUERIES = QuerySpec()
 
-PRESETS: dict[str, FitConfig] = {
-    "paper": FitConfig("paper", hidden=512, layers=4, steps=500, points=10_000, lr=1e-4, batch=16,
-                       queries=_PAPER_QUERIES),
-    "small": FitConfig("small", hidden=128, layers=2, steps=300, points=4_000, lr=5e-4, batch=16,
-                       queries=QuerySpec(near=((0.003, 50_000), (0.01, 40_000), (0.1, 10_000)), uniform=25_000)),
-    "tiny": FitConfig("tiny", hidden=64, layers=2, steps=300, points=2_000, lr=5e-4, batch=8,
-                      queries=QuerySpec(near=((0.003, 10_000), (0.01, 8_000), (0.1, 5_000)), uniform=10_000)),
-}
+PRESETS: Presets[FitConfig] = Presets(
+    paper=FitConfig("paper", hidden=512, layers=4, steps=500, points=10_000, lr=1e-4, batch=16,
+                    queries=_PAPER_QUERIES),
+    small=FitConfig("small", hidden=128, layers=2, steps=300, points=4_000, lr=5e-4, batch=16,
+                    queries=QuerySpec(near=((0.003, 50_000), (0.01, 40_000), (0.1, 10_000)), uniform=25_000)),
+    tiny=FitConfig("tiny", hidden=64, layers=2, steps=300, points=2_000, lr=5e-4, batch=8,
+                   queries=QuerySpec(near=((0.003, 10_000), (0.01, 8_000), (0.1, 5_000)), uniform=10_000)),
+)
+preset = PRESETS.__getitem__
 
 
-def preset(name: str) -> FitConfig:
-    try:
-        return PRESETS[name]
-    except KeyError:
-        raise NrtoolError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None
+@dataclass(frozen=True)
+class Shard:
+    """The ``index``-th (1-based) of ``count`` interleaved parts of the input list."""
+
+    index: int = 1
+    count: int = 1
+
+    @classmethod
+    def parse(cls, text: str | None) -> "Shard":
+        if not text:
+            return cls()
+        try:
+            index, count = (int(v) for v in text.split("/"))
+        except ValueError:
+            raise NrtoolError(f"--shard {text!r}: expected K/N, e.g. 2/8") from None
+        if count < 1 or not 1 <= index <= count:
+            raise NrtoolError(f"--shard {text}: K must be between 1 and N (N >= 1)")
+        return cls(index, count)
+
+    def selects(self, position: int) -> bool:
+        return position % self.count == self.index - 1
+
+
+def check_field_name(requested: str) -> None:
+    """Refuse an unknown ``--field`` before any input is read."""
+    if requested != "auto" and requested not in FIELDS:
+        raise NrtoolError(f"--field {requested!r}: choose auto, udf, sdf or occ")

@@ -14,13 +14,10 @@ where ``p = sigmoid(logit)``.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
 
-FieldName = Literal["udf", "sdf", "occ"]
-FIELDS: tuple[FieldName, ...] = ("udf", "sdf", "occ")
+from nrtool.geometry.ground_truth import FieldName
 
 #: Distance at which udf/sdf labels saturate (normalised units).
 CLIP = 0.1

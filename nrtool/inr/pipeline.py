@@ -18,7 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nrtool.artifacts.core import check_output_file, holds_output_lock, provenance, sha256_file
+from nrtool.artifacts.core import (
+    check_output_file,
+    holds_output_lock,
+    provenance,
+    sha256_file,
+)
 from nrtool.artifacts.inrs import (
     InrHeader,
     InrItem,
@@ -30,8 +35,8 @@ from nrtool.artifacts.inrs import (
 )
 from nrtool.artifacts.samples import is_samples_file
 from nrtool.errors import InputFileError, NrtoolError
-from nrtool.inr.config import FitConfig
-from nrtool.inr.fields import FIELDS, FieldName
+from nrtool.geometry.ground_truth import FIELDS, FieldName
+from nrtool.inr.config import FitConfig, Shard
 from nrtool.progress import Progress, SilentProgress
 
 if TYPE_CHECKING:
@@ -42,29 +47,6 @@ if TYPE_CHECKING:
 
 #: Point clouds with fewer points than this get a note: too few to describe a surface.
 SPARSE_CLOUD_POINTS = 100
-
-
-@dataclass(frozen=True)
-class Shard:
-    """The ``index``-th (1-based) of ``count`` interleaved parts of the input list."""
-
-    index: int = 1
-    count: int = 1
-
-    @classmethod
-    def parse(cls, text: str | None) -> "Shard":
-        if not text:
-            return cls()
-        try:
-            index, count = (int(v) for v in text.split("/"))
-        except ValueError:
-            raise NrtoolError(f"--shard {text!r}: expected K/N, e.g. 2/8") from None
-        if count < 1 or not 1 <= index <= count:
-            raise NrtoolError(f"--shard {text}: K must be between 1 and N (N >= 1)")
-        return cls(index, count)
-
-    def selects(self, position: int) -> bool:
-        return position % self.count == self.index - 1
 
 
 @dataclass
@@ -320,7 +302,7 @@ def _plan_from_shapes(
 def _plan_from_samples(path: str, config: FitConfig, field_name: str, shard: Shard) -> _Plan:
     """Items and ground truth from a ``samples`` artifact (no geometry libraries needed)."""
     from nrtool.artifacts.samples import SamplesReader
-    from nrtool.inr.config import QuerySpec
+    from nrtool.geometry.ground_truth import QuerySpec
     from nrtool.io.shapes import ShapeSource
 
     reader = SamplesReader(path)

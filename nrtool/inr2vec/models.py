@@ -9,56 +9,13 @@ and max-pooling over rows gives the embedding -- so the encoder does not depend 
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass
-
 import torch
 from torch import nn
 
 from nrtool.errors import NrtoolError
 from nrtool.inr.siren import SirenSpec, unflatten
-
-
-@dataclass(frozen=True)
-class Inr2vecConfig:
-    """Sizes of the encoder and decoder (the last encoder width is the embedding size)."""
-
-    preset: str
-    encoder_widths: tuple[int, ...]
-    decoder_hidden: int
-    pe_frequencies: int = 10  # 3 + 3*2*10 = 63 positional-encoding values (App. C.3)
-
-    @property
-    def embedding_dim(self) -> int:
-        return self.encoder_widths[-1]
-
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["encoder_widths"] = list(self.encoder_widths)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "Inr2vecConfig":
-        return cls(
-            preset=str(data["preset"]),
-            encoder_widths=tuple(int(w) for w in data["encoder_widths"]),
-            decoder_hidden=int(data["decoder_hidden"]),
-            pe_frequencies=int(data["pe_frequencies"]),
-        )
-
-
-INR2VEC_PRESETS: dict[str, Inr2vecConfig] = {
-    "paper": Inr2vecConfig("paper", (512, 512, 1024, 1024), 512),
-    "small": Inr2vecConfig("small", (256, 256, 512, 512), 256),
-    "tiny": Inr2vecConfig("tiny", (128, 128, 256, 256), 128),
-}
-
-
-def inr2vec_preset(name: str) -> Inr2vecConfig:
-    try:
-        return INR2VEC_PRESETS[name]
-    except KeyError:
-        raise NrtoolError(f"unknown preset {name!r}; choose one of {', '.join(INR2VEC_PRESETS)}") from None
+from nrtool.inr2vec.config import Inr2vecConfig
+from nrtool.nn import linear_bn_relu, positional_encoding
 
 
 def weight_matrix(params: torch.Tensor, spec: SirenSpec) -> torch.Tensor:
@@ -75,25 +32,13 @@ class Inr2vecEncoder(nn.Module):
 
     def __init__(self, in_width: int, widths: tuple[int, ...]) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        previous = in_width
-        for width in widths:
-            layers += [nn.Linear(previous, width), nn.BatchNorm1d(width), nn.ReLU(inplace=True)]
-            previous = width
-        self.rows = nn.Sequential(*layers)
+        self.rows = nn.Sequential(*linear_bn_relu(in_width, widths))
 
     def forward(self, rows: torch.Tensor) -> torch.Tensor:
         batch, count, width = rows.shape
         # BatchNorm statistics over every row of every INR: the layers are row-wise.
         features = self.rows(rows.reshape(batch * count, width)).reshape(batch, count, -1)
         return features.max(dim=1).values
-
-
-def positional_encoding(points: torch.Tensor, frequencies: int) -> torch.Tensor:
-    """(..., 3) -> (..., 3 + 6 * frequencies): the point, then sin/cos at 2^k * pi."""
-    scales = (2.0 ** torch.arange(frequencies, device=points.device, dtype=points.dtype)) * math.pi
-    angles = points.unsqueeze(-1) * scales  # (..., 3, F)
-    return torch.cat([points, torch.sin(angles).flatten(-2), torch.cos(angles).flatten(-2)], dim=-1)
 
 
 class ImplicitDecoder(nn.Module):

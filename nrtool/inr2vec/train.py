@@ -14,7 +14,6 @@ import json
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,63 +25,16 @@ from nrtool.artifacts.inrs import InrHeader, InrItem, load_inrs
 from nrtool.errors import InputFileError, NrtoolError
 from nrtool.inr.fields import FieldName, field_loss, logits_to_field
 from nrtool.inr.siren import SirenSpec, batched_forward
-from nrtool.inr2vec.models import Inr2vec, Inr2vecConfig
+from nrtool.inr2vec.config import Inr2vecConfig, TrainSettings
+from nrtool.inr2vec.models import Inr2vec
+from nrtool.io.naming import trains_on
 from nrtool.progress import Progress
+from nrtool.training import TrainReport
 
 CHECKPOINT_FORMAT = "nrtool-inr2vec"
 CHECKPOINT_VERSION = 2  # 2: decoder layers named layer1..layer4
 #: Chamfer distance charged for an empty reconstruction (normalised units: the cube spans 2).
 EMPTY_PENALTY = 1.0
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    epochs: int = 50
-    batch: int = 16
-    lr: float = 3e-3
-    weight_decay: float = 1e-2
-    queries: int = 1_000  # per INR per step
-    val_items: int = 8  # INRs reconstructed for the validation Chamfer
-    val_resolution: int = 48
-    seed: int = 0
-
-    def validate(self) -> None:
-        if self.epochs < 1 or self.batch < 2 or self.queries < 2 or self.lr <= 0 or self.val_items < 1:
-            raise NrtoolError("impossible training settings: need epochs >= 1, batch >= 2, queries >= 2, lr > 0")
-
-    def with_overrides(self, **overrides: Any) -> "TrainSettings":
-        """A copy with the given values replaced (``None`` means keep the preset's)."""
-        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
-
-
-#: Training settings per preset. ``paper`` is the thesis' optimiser (AdamW, lr 1e-4, weight decay
-#: 1e-2, batches of 16 INRs). The CPU presets use a higher learning rate and fewer queries per
-#: INR: at lr 1e-4 a tiny model trained for 30 epochs on 285 PSB INRs still decoded empty
-#: shapes for most validation items (measured), while at 3e-3 the embeddings of 45 procedural
-#: INRs separated their classes within 50 epochs. Epoch counts are this project's choice.
-TRAIN_PRESETS: dict[str, TrainSettings] = {
-    "paper": TrainSettings(epochs=300, lr=1e-4, queries=4_000),
-    "small": TrainSettings(epochs=100, lr=1e-3, queries=2_000),
-    "tiny": TrainSettings(epochs=50, lr=3e-3, queries=1_000),
-}
-
-
-def train_preset(name: str) -> TrainSettings:
-    try:
-        return TRAIN_PRESETS[name]
-    except KeyError:
-        raise NrtoolError(f"unknown preset {name!r}; choose one of {', '.join(TRAIN_PRESETS)}") from None
-
-
-@dataclass
-class TrainReport:
-    out: str
-    epochs: int
-    best_epoch: int
-    best_val_chamfer: float
-    history: list[dict[str, float]]
-    curves: str
-    resumed_from_epoch: int | None = None  # the first epoch of this run when it continued an interrupted one
 
 
 def inr_identity(header: InrHeader) -> dict[str, Any]:
@@ -186,7 +138,50 @@ def _split_validation(items: Sequence[InrItem], count: int, seed: int) -> tuple[
 
 def _train_rows(items: Sequence[InrItem]) -> list[int]:
     """Rows inr2vec may train on: split ``train`` or unknown (never ``val`` or ``test``)."""
-    return [i for i, item in enumerate(items) if item.split in (None, "", "train")]
+    return [i for i, item in enumerate(items) if trains_on(item.split)]
+
+
+class Inr2vecTrainer:
+    """One epoch of inr2vec (a pass over the training INRs) and its validation, for the loop."""
+
+    def __init__(self, model: Inr2vec, header: InrHeader, train_params: torch.Tensor, val_params: torch.Tensor,
+                 settings: TrainSettings) -> None:
+        self.model, self.header, self.settings = model, header, settings
+        self.train_params, self.val_params = train_params, val_params
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+        self.scheduler = None
+        self.generator = torch.Generator().manual_seed(settings.seed)
+        self.rng = None
+        self.steps_per_epoch = math.ceil(train_params.shape[0] / settings.batch)
+        self.references = reference_points(header, val_params, settings.val_resolution)
+
+    def train_epoch(self, epoch: int, advance: Any, out_of_time: Any) -> dict[str, float]:
+        field: FieldName = self.header.field  # type: ignore[assignment]
+        n = self.train_params.shape[0]
+        order = torch.randperm(n, generator=self.generator)
+        losses = []
+        for start in range(0, n, self.settings.batch):
+            rows = order[start : start + self.settings.batch]
+            if len(rows) < 2:  # BatchNorm needs more than one INR
+                advance()
+                continue
+            params = self.train_params[rows.to(self.train_params.device)]
+            queries, labels = sample_queries(params, self.header.spec, field, self.settings.queries, self.generator)
+            logits = self.model.decoder(self.model.encode(params), queries)
+            loss = field_loss(field, logits, labels).mean()
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            losses.append(float(loss.detach()))
+            advance()
+        return {"train_loss": float(np.mean(losses))}
+
+    def validate(self, epoch: int) -> dict[str, float]:
+        return {"val_chamfer": validation_chamfer(self.model, self.header, self.val_params,
+                                                  self.settings.val_resolution, self.references)}
+
+    def score(self, record: dict[str, float]) -> tuple[float, ...] | None:
+        return (record["val_chamfer"],) if "val_chamfer" in record else None
 
 
 @holds_output_lock("out")
@@ -202,13 +197,16 @@ def train_inr2vec(
 ) -> TrainReport:
     """Train encoder + decoder on the INRs of ``inrs_path``; write the best checkpoint to ``out``.
 
-    An interrupted run leaves ``OUT.partial`` (:mod:`nrtool.training_state`); the same call
-    continues from it, ``restart`` discards it.
+    Trained on the ``train`` (or unsplit) items; validated on ``val_path``'s INRs, else on the
+    ``val`` items, else on a seeded tenth of the train items (:func:`_split_validation`).
+    An interrupted run leaves ``OUT.partial`` (:mod:`nrtool.training`); the same call continues
+    from it, ``restart`` discards it.
     """
     from nrtool.checkpoints import save_checkpoint
-    from nrtool.training_state import TrainingState, start_training
+    from nrtool.figures import training_curves
+    from nrtool.training import run_training, start_training
 
-    out, torch_device, progress = start_training(out, device, progress, settings)
+    out, torch_device, progress = start_training(out, device, progress, config, settings)
     header, items = load_inrs(inrs_path)
     if val_path is not None:
         val_header, val_items = load_inrs(val_path)
@@ -223,95 +221,28 @@ def train_inr2vec(
         train_rows, val_rows = _split_validation(items, settings.val_items, settings.seed)
         train_params = torch.from_numpy(np.stack([items[i].params for i in train_rows]))
         val_params = torch.from_numpy(np.stack([items[i].params for i in val_rows]))
-    train_params, val_params = train_params.to(torch_device), val_params.to(torch_device)
     inrs_sha256 = sha256_file(inrs_path)
-    state = TrainingState(out, "inr2vec", {
-        "config": config.to_dict(), "settings": asdict(settings), "inrs_sha256": inrs_sha256,
-        "val_sha256": sha256_file(val_path) if val_path is not None else None,
-    })
-    saved = state.load(restart)
-
+    run_settings = {k: v for k, v in settings.to_dict().items() if k != "time_limit"}  # a limit is per call
+    fingerprint = {"config": config.to_dict(), "settings": run_settings, "inrs_sha256": inrs_sha256,
+                   "val_sha256": sha256_file(val_path) if val_path is not None else None}
     torch.manual_seed(settings.seed)
     model = Inr2vec(config, header.spec).to(torch_device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    generator = torch.Generator().manual_seed(settings.seed)
-    field: FieldName = header.field  # type: ignore[assignment]
-    history: list[dict[str, float]] = []
-    best = (math.inf, -1)
-    best_state: dict[str, torch.Tensor] | None = None
-    first_epoch = 1
-    if saved is not None:
-        state.restore(saved, model, optimizer, generator)
-        history, first_epoch = saved["history"], saved["epoch"] + 1
-        best, best_state = (saved["best"]["score"], saved["best"]["epoch"]), saved["best"]["state_dict"]
-    references = reference_points(header, val_params, settings.val_resolution)
-    n = train_params.shape[0]
-    steps_per_epoch = math.ceil(n / settings.batch)
-    resumed = f" (resumed from epoch {first_epoch})" if saved is not None else ""
-    with progress.task(f"training inr2vec{resumed}", (settings.epochs - first_epoch + 1) * steps_per_epoch,
-                       "steps") as advance, state.kept_on_interrupt():
-        for epoch in range(first_epoch, settings.epochs + 1):
-            model.train()
-            order = torch.randperm(n, generator=generator)
-            losses = []
-            for start in range(0, n, settings.batch):
-                rows = order[start : start + settings.batch]
-                if len(rows) < 2:  # BatchNorm needs more than one INR
-                    advance()
-                    continue
-                params = train_params[rows.to(torch_device)]
-                queries, labels = sample_queries(params, header.spec, field, settings.queries, generator)
-                logits = model.decoder(model.encode(params), queries)
-                loss = field_loss(field, logits, labels).mean()
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                losses.append(float(loss.detach()))
-                advance()
-            val = validation_chamfer(model, header, val_params, settings.val_resolution, references)
-            history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "val_chamfer": val})
-            if val < best[0] or best_state is None:
-                best = (val, epoch)
-                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-            state.epoch_done(epoch, model, optimizer, history, best[0], best[1], best_state, generator,
-                             final=epoch == settings.epochs)
-    assert best_state is not None
+    trainer = Inr2vecTrainer(model, header, train_params.to(torch_device), val_params.to(torch_device), settings)
+    run = run_training(trainer, out, "inr2vec", fingerprint, settings, progress, restart, "training inr2vec")
     payload = {
         "config": config.to_dict(),
         "inr": inr_identity(header),
-        "settings": asdict(settings),
+        "settings": settings.to_dict(),
         "trained_on": {"path": str(Path(inrs_path).resolve()), "sha256": inrs_sha256},
-        "state_dict": best_state,
-        "history": history,
-        "best_epoch": best[1],
+        "state_dict": run.best_state,
+        "history": run.history,
+        "best_epoch": run.best_epoch,
     }
     save_checkpoint(out, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, payload)
     curves = out.with_suffix(".png")
-    plot_curves(history, best[1], curves)
-    state.finish()
-    return TrainReport(str(out), settings.epochs, best[1], best[0], history, str(curves),
-                       first_epoch if saved is not None else None)
-
-
-def plot_curves(history: list[dict[str, float]], best_epoch: int, png: Path) -> None:
-    """Training loss and validation Chamfer per epoch, best epoch marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from nrtool.plots import save_figure
-
-    epochs = [h["epoch"] for h in history]
-    fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(9, 3.2))
-    ax_loss.plot(epochs, [h["train_loss"] for h in history], marker="o", ms=3)
-    ax_loss.set(title="training loss", xlabel="epoch")
-    ax_val.plot(epochs, [h["val_chamfer"] for h in history], marker="o", ms=3, color="tab:orange")
-    ax_val.axvline(best_epoch, color="grey", ls="--", lw=1, label=f"best (epoch {best_epoch})")
-    ax_val.set(title="validation Chamfer (decoded vs INR)", xlabel="epoch")
-    ax_val.legend()
-    fig.tight_layout()
-    save_figure(fig, png, dpi=100)
+    training_curves(run.history, curves, f"{out.name}: inr2vec {config.preset}", run.best_epoch)
+    run.finish()
+    return run.report(out, curves, train_items=len(train_rows), val_items=int(val_params.shape[0]))
 
 
 def load_model(path: str | os.PathLike[str], device: torch.device | str = "cpu") -> tuple[Inr2vec, dict[str, Any]]:

@@ -30,10 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from nrtool.artifacts.scan import ScanData
 from nrtool.artifacts.core import atomic_folder
 from nrtool.errors import InputFileError, NrtoolError
 from nrtool.progress import Progress, SilentProgress
+from nrtool.scan.artifact import ScanData
 from nrtool.scan.poses import opencv_to_opengl
 
 MACRO = ("train", "val", "test")

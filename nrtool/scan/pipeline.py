@@ -1,5 +1,5 @@
 """``nrtool scan`` as a library call: frames -> ChArUco detections -> (calibration) -> poses ->
-filtering -> splits, returned as a :class:`~nrtool.artifacts.scan.ScanData`."""
+filtering -> splits, returned as a :class:`~nrtool.scan.artifact.ScanData`."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from nrtool.artifacts.scan import ScanData
 from nrtool.errors import InputFileError, NrtoolError
 from nrtool.progress import Progress, SilentProgress
 from nrtool.scan import filtering
+from nrtool.scan.artifact import ScanData
 from nrtool.scan.board import ChArUcoBoard
 from nrtool.scan.detection import Detection, detect_frames
 from nrtool.scan.filtering import FilterConfig

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nrtool.artifacts.scan import ScanData
-from nrtool.plots import save_figure
+from nrtool.figures import save_figure
+from nrtool.scan.artifact import ScanData
 
 SPLIT_COLOURS = {"train": "tab:blue", "val": "tab:orange", "test": "tab:green", "": "tab:gray"}
 

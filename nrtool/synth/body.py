@@ -35,7 +35,12 @@ from pathlib import Path
 
 import numpy as np
 
-from nrtool.drape.body_model import EXTRA_VERTEX_NAMES, NUM_JOINTS, SMPL_PARENTS, VERTEX_IDS_PREFIX
+from nrtool.body.body_model import (
+    EXTRA_VERTEX_NAMES,
+    NUM_JOINTS,
+    SMPL_PARENTS,
+    VERTEX_IDS_PREFIX,
+)
 from nrtool.errors import NrtoolError
 
 __all__ = ["JOINTS", "make_body", "write_body", "SHAPE_DIRECTIONS"]

@@ -25,66 +25,43 @@ puts every top in the upper half of ``[-1, 1]^3`` (y >= 0) and every bottom in t
 lists each file with its category, type, attributes and ``normalise = {centre, scale}``.
 
 Real garment meshes (``.obj``/``.ply``, e.g. a CLOTH3D export) load through the same reader,
-:func:`load_garment` (:func:`nrtool.io.shapes.load_shape` plus boundary statistics).
+:func:`nrtool.garments.files.load_garment`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from nrtool.errors import InputFileError, NrtoolError
+from nrtool.errors import NrtoolError
+from nrtool.garments.files import INDEX_NAME, Garment
+from nrtool.geometry.topology import boundary_edges
 from nrtool.progress import Progress, SilentProgress
 
 __all__ = [
     "TOP_TYPES",
     "BOTTOM_TYPES",
-    "Garment",
     "BodyFrame",
     "clip_mesh",
-    "boundary_edges",
     "body_frame",
     "make_garment",
     "make_garments",
-    "load_garment",
 ]
 
 TOP_TYPES = ("tshirt", "shirt", "tank", "longsleeve")
 BOTTOM_TYPES = ("trousers", "shorts")
-INDEX_NAME = "garments.json"
 PREVIEW_NAME = "preview.png"
 _FRONT_GAP = 0.012  # width of a shirt's front opening (m)
-
-
-@dataclass
-class Garment:
-    """One garment mesh with what it is."""
-
-    name: str
-    category: str  # "top" | "bottom"
-    type: str
-    vertices: np.ndarray  # (V, 3) body frame, metres
-    faces: np.ndarray  # (F, 3)
-    attributes: dict[str, Any]
-    normalise: dict[str, Any] = field(default_factory=dict)  # {"centre": [3], "scale": s}
 
 
 # --------------------------------------------------------------------------------------------
 # Mesh helpers
 # --------------------------------------------------------------------------------------------
-
-
-def boundary_edges(faces: np.ndarray) -> np.ndarray:
-    """``(E, 2)`` edges used by exactly one face (the boundary of an open mesh)."""
-    faces = np.asarray(faces, dtype=np.int64)
-    edges = np.sort(faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
-    unique, counts = np.unique(edges, axis=0, return_counts=True)
-    return unique[counts == 1]
 
 
 def _compact(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -216,7 +193,7 @@ def body_frame(body_model: str | os.PathLike[str], gender: str = "neutral") -> B
     """The rest-pose, mean-shape body of an SMPL model file (any SMPL-format file)."""
     import torch
 
-    from nrtool.drape.body_model import BodyModel
+    from nrtool.body.body_model import BodyModel
 
     model = BodyModel(body_model, gender=gender)
     with torch.no_grad():
@@ -428,37 +405,8 @@ def make_garments(
         meta = {"body_model": str(Path(body_model).resolve()), "seed": seed, "resolution": resolution, "garments": index}
         (tmp / INDEX_NAME).write_text(json.dumps(meta, indent=2) + "\n")
         if preview:
-            from nrtool.drape.render import garment_sheet
+            from nrtool.body.render import garment_sheet
 
             shown = [(g.vertices, g.faces, f"{g.name}: {g.type}") for g in garments[:12]]
             garment_sheet((frame.vertices, frame.faces), shown, tmp / PREVIEW_NAME)
     return garments
-
-
-def load_garment(path: str | os.PathLike[str]) -> Garment:
-    """A garment mesh file (``.obj``/``.ply``/...; procedural or a user's CLOTH3D export).
-
-    Read with :func:`nrtool.io.shapes.load_shape`; attributes are filled from a
-    ``garments.json`` beside the category folder when there is one.
-    """
-    from nrtool.io.shapes import load_shape
-
-    shape = load_shape(path)
-    if shape.kind != "mesh":
-        raise InputFileError(path, f"is a {shape.kind} file, expected a garment mesh")
-    p = Path(path)
-    attributes: dict[str, Any] = {}
-    normalise: dict[str, Any] = {}
-    category, kind = "unknown", "unknown"
-    index_file = p.parent.parent / INDEX_NAME
-    if index_file.is_file():
-        try:
-            entries = json.loads(index_file.read_text())["garments"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise InputFileError(index_file, f"not a garments index ({exc})") from exc
-        for entry in entries:
-            if (index_file.parent / entry["file"]).resolve() == p.resolve():
-                attributes, normalise = entry["attributes"], entry["normalise"]
-                category, kind = entry["category"], entry["type"]
-    assert shape.vertices is not None and shape.faces is not None
-    return Garment(shape.name, category, kind, shape.vertices, shape.faces, attributes, normalise)

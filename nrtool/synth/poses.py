@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nrtool.drape.amass import MotionSequence, write_amass
-from nrtool.drape.body_model import SMPL_JOINT_NAMES
+from nrtool.body.amass import MotionSequence, write_amass
+from nrtool.body.body_model import SMPL_JOINT_NAMES
 from nrtool.errors import NrtoolError
 
 __all__ = ["MOTIONS", "JOINT_LIMITS", "make_motion", "write_motion", "check_limits"]

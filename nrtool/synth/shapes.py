@@ -17,9 +17,7 @@ Output layout (like ModelNet): ``out_dir/CLASS/{train,test}/CLASS_0007.ply``; it
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np

@@ -37,109 +37,24 @@ import torch
 from torch import nn
 
 from nrtool.artifacts.core import holds_output_lock
+from nrtool.baselines.config import PRESETS, PointNetConfig
 from nrtool.errors import InputFileError, NrtoolError
-from nrtool.geometry.augment import source_group
 from nrtool.geometry.ground_truth import item_seed
+from nrtool.heads.training import (
+    ClassificationValidation,
+    shuffled_batches,
+    steps_per_epoch,
+)
+from nrtool.io.naming import source_group, train_val_split
+from nrtool.nn import linear_bn_relu, recalibrate_batchnorm
 from nrtool.progress import Progress, SilentProgress
+from nrtool.training import TrainingRun, TrainReport
 
 if TYPE_CHECKING:
     from nrtool.artifacts.inrs import InrHeader, InrItem
 
 CHECKPOINT_FORMAT = "nrtool-pointnet"
 CHECKPOINT_VERSION = 1
-
-
-# ---------------------------------------------------------------- configuration
-
-
-@dataclass(frozen=True)
-class PointNetConfig:
-    """Everything that determines a trained PointNet and the clouds it reads."""
-
-    preset: str
-    widths: tuple[int, ...] = (64, 64, 64, 128, 1024)  # shared per-point MLP
-    head: tuple[int, ...] = (512, 256)  # MLP after the max-pool
-    dropout: float = 0.3
-    points: int = 2048  # points per shape fed to the network
-    pool: int = 2  # training clouds hold pool * points points; each epoch draws `points` of them
-    jitter: float = 0.01  # std of the Gaussian noise added in training (normalised units)
-    resolution: int = 128  # marching-cubes grid (sdf)
-    voxel_resolution: int = 64  # occupancy grid (occ)
-    epochs: int = 200
-    lr: float = 1e-3
-    batch: int = 32
-    weight_decay: float = 1e-4
-    val_fraction: float = 0.1
-    seed: int = 0
-
-    def with_overrides(self, **overrides: Any) -> PointNetConfig:
-        """A copy with the given values replaced (``None`` means keep the preset's)."""
-        values = {k: v for k, v in overrides.items() if v is not None}
-        unknown = set(values) - {f.name for f in dataclasses.fields(self)}
-        if unknown:
-            raise NrtoolError(f"unknown PointNet settings: {', '.join(sorted(unknown))}")
-        for key in ("widths", "head"):
-            if key in values:
-                values[key] = tuple(int(h) for h in values[key])
-        config = dataclasses.replace(self, **values)
-        config.validate()
-        return config
-
-    def validate(self) -> None:
-        checks = {
-            "widths": len(self.widths) >= 1 and all(w >= 1 for w in self.widths),
-            "head": all(h >= 1 for h in self.head),
-            "dropout": 0 <= self.dropout < 1,
-            "points": self.points >= 1,
-            "pool": self.pool >= 1,
-            "jitter": self.jitter >= 0,
-            "resolution": self.resolution >= 8,
-            "voxel_resolution": self.voxel_resolution >= 4,
-            "epochs": self.epochs >= 1,
-            "lr": self.lr > 0,
-            "batch": self.batch >= 2,  # BatchNorm cannot train on single-item batches
-            "weight_decay": self.weight_decay >= 0,
-            "val_fraction": 0 <= self.val_fraction < 1,
-        }
-        bad = [name for name, ok in checks.items() if not ok]
-        if bad:
-            detail = ", ".join(f"{name}={getattr(self, name)}" for name in bad)
-            raise NrtoolError(f"impossible PointNet settings: {detail}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain types only (lists, not tuples), so the checkpoint loads with weights_only=True."""
-        data = dataclasses.asdict(self)
-        data["widths"], data["head"] = list(self.widths), list(self.head)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PointNetConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
-        for key in ("widths", "head"):
-            if key in values:
-                values[key] = tuple(int(h) for h in values[key])
-        return cls(**values)
-
-
-PRESETS: dict[str, PointNetConfig] = {
-    "paper": PointNetConfig("paper"),
-    "small": PointNetConfig(
-        "small", widths=(64, 64, 64, 128, 512), head=(256, 128), points=1024, resolution=64,
-        voxel_resolution=48, epochs=100,
-    ),
-    "tiny": PointNetConfig(
-        "tiny", widths=(32, 32, 64, 128, 256), head=(128, 64), points=512, resolution=32,
-        voxel_resolution=32, epochs=40, batch=16, lr=2e-3,
-    ),
-}
-
-
-def preset(name: str) -> PointNetConfig:
-    try:
-        return PRESETS[name]
-    except KeyError:
-        raise NrtoolError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None
 
 
 # ---------------------------------------------------------------- model
@@ -163,12 +78,9 @@ class PointNet(nn.Module):
             layers += [nn.Conv1d(width, w, 1), nn.BatchNorm1d(w), nn.ReLU(inplace=True)]
             width = w
         self.features = nn.Sequential(*layers)
-        layers = []
-        for h in head:
-            layers += [nn.Linear(width, h), nn.BatchNorm1d(h), nn.ReLU(inplace=True)]
-            width = h
-        layers += [nn.Dropout(dropout), nn.Linear(width, num_classes)]
-        self.classifier = nn.Sequential(*layers)
+        head_layers = linear_bn_relu(width, head)
+        width = head[-1] if head else width
+        self.classifier = nn.Sequential(*head_layers, nn.Dropout(dropout), nn.Linear(width, num_classes))
 
     def forward(self, points: torch.Tensor) -> torch.Tensor:
         """(B, P, 3) -> (B, C) logits."""
@@ -264,25 +176,67 @@ def empty_items(points: np.ndarray) -> np.ndarray:
 BN_SHAPES = 1024
 
 
-def _recalibrate_batchnorm(model: nn.Module, clouds: torch.Tensor, batch: int) -> None:
-    """Replace BatchNorm running statistics by exact averages over ``clouds`` (B, P, 3).
+class PointNetTrainer(ClassificationValidation):
+    """One epoch of PointNet on cached clouds, for :func:`nrtool.training.run_training`.
 
-    With few optimisation steps per epoch (small datasets) the exponential running averages
-    trail the weights far behind, and eval-mode predictions collapse to one class although the
-    training loss is low; recomputing them with the current weights ("precise BN") fixes that.
+    Each epoch every shape contributes ``min(config.points, Q)`` of its Q points, drawn afresh,
+    plus Gaussian jitter of std ``config.jitter``; after the epoch the BatchNorm statistics are
+    re-estimated on the training shapes (:func:`nrtool.nn.recalibrate_batchnorm`): with few
+    steps per epoch, eval-mode predictions otherwise collapse to one class.
     """
-    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm1d)]
-    momenta = [m.momentum for m in norms]
-    for norm in norms:
-        norm.reset_running_stats()
-        norm.momentum = None  # cumulative average over the batches below
-    model.train()
-    with torch.no_grad():
-        for chunk in clouds.split(max(batch, 2)):
-            if len(chunk) > 1:
-                model(chunk)
-    for norm, momentum in zip(norms, momenta):
-        norm.momentum = momentum
+
+    def __init__(self, points: np.ndarray, labels: np.ndarray, config: PointNetConfig, device: torch.device,
+                 splits: Sequence[str | None], groups: Sequence[str] | None, num_classes: int) -> None:
+        labels = np.asarray(labels, dtype=np.int64)
+        self.train_idx, val_idx = train_val_split(labels, splits, config.val_fraction, config.seed, groups)
+        if len(labels) and labels.max() >= num_classes:
+            raise NrtoolError(f"label {int(labels.max())} is out of range for {num_classes} classes")
+        if len(np.unique(labels[labels >= 0])) < 2:
+            raise NrtoolError("a PointNet needs at least 2 classes among the labelled items")
+        if len(self.train_idx) < 2:
+            raise NrtoolError(f"only {len(self.train_idx)} labelled training item(s) (split 'train' or unset); need at least 2")
+        torch.manual_seed(config.seed)
+        self.config, self.device = config, device
+        self.cloud = torch.as_tensor(np.asarray(points, dtype=np.float32), device=device)
+        self.y = torch.as_tensor(labels, device=device)
+        self.per_shape = min(config.points, self.cloud.shape[1])
+        self.x_val = self.cloud[val_idx, : self.per_shape]  # fixed validation clouds (the pool is already random)
+        self.y_val = self.y[val_idx]
+        self.model = PointNet(num_classes, config.widths, config.head, config.dropout).to(device)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=config.epochs)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.rng = None
+        self.steps_per_epoch = steps_per_epoch(len(self.train_idx), config.batch)
+
+    def train_epoch(self, epoch: int, advance: Any, out_of_time: Any) -> dict[str, float]:
+        train_idx = torch.as_tensor(self.train_idx, device=self.device)
+        total, seen = 0.0, 0
+        for index in shuffled_batches(len(self.train_idx), self.config.batch, self.generator):
+            shapes = train_idx[index.to(self.device)]
+            # A random subset of each shape's pool, plus jitter: augmentation.
+            pick = torch.rand(len(shapes), self.cloud.shape[1], generator=self.generator).argsort(1)[:, : self.per_shape]
+            batch = self.cloud[shapes[:, None], pick.to(self.device)]
+            if self.config.jitter:
+                batch = batch + self.config.jitter * torch.randn(batch.shape, generator=self.generator).to(self.device)
+            loss = torch.nn.functional.cross_entropy(self.model(batch), self.y[shapes])
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            total += loss.item() * len(index)
+            seen += len(index)
+            advance()
+        lr = float(self.optimizer.param_groups[0]["lr"])
+        self.scheduler.step()
+        clouds = self.cloud[train_idx[:BN_SHAPES], : self.per_shape]
+
+        def passes() -> None:
+            for chunk in clouds.split(max(self.config.batch, 2)):
+                if len(chunk) > 1:
+                    self.model(chunk)
+
+        recalibrate_batchnorm(self.model, passes)
+        return {"train_loss": total / max(seen, 1), "lr": lr}
 
 
 def train_pointnet(
@@ -294,72 +248,26 @@ def train_pointnet(
     splits: Sequence[str | None] | None = None,
     groups: Sequence[str] | None = None,
     num_classes: int | None = None,
-) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    out: str | os.PathLike[str] | None = None,
+    fingerprint: dict[str, Any] | None = None,
+    restart: bool = False,
+) -> TrainingRun:
     """Train a :class:`PointNet` on ``points`` (N, Q, 3) with class indices ``labels`` (N,).
 
-    ``num_classes`` is the length of the class list the labels index (the artifact's
-    ``classes``); by default the largest label + 1, which is too few when the last classes have
-    no usable item -- and the checkpoint, saved with the full class list, would not load.
-
-    Each epoch every shape contributes ``min(config.points, Q)`` of its Q points, drawn afresh,
-    plus Gaussian jitter of std ``config.jitter``. ``splits`` (default: all 'train') decides
-    which items train and validate, and ``groups`` which stay together, as in
-    :func:`~nrtool.heads.classifier.train_val_split`.
-    Returns ``(state_dict, history)`` like :func:`~nrtool.heads.classifier.train_classifier`.
+    ``splits`` (default: all 'train') decides which items train and validate, and ``groups``
+    which stay together (:func:`nrtool.io.naming.train_val_split`). ``num_classes`` is the
+    length of the class list the labels index (the artifact's ``classes``); by default the
+    largest label + 1, which is too few when the last classes have no usable item -- and the
+    checkpoint, saved with the full class list, would not load. With ``out`` the run resumes
+    from ``OUT.partial`` (``fingerprint`` identifies it).
     """
-    import torch.nn.functional as F
+    from nrtool.training import run_training
 
-    from nrtool.heads.classifier import BestEpoch, _batches, train_val_split
-
-    progress = progress or SilentProgress()
-    device = torch.device(device)
     labels = np.asarray(labels, dtype=np.int64)
     splits = list(splits) if splits is not None else ["train"] * len(labels)
-    train_idx, val_idx = train_val_split(labels, splits, config.val_fraction, config.seed, groups)
     num_classes = num_classes if num_classes is not None else (int(labels.max()) + 1 if len(labels) else 0)
-    if len(labels) and labels.max() >= num_classes:
-        raise NrtoolError(f"label {int(labels.max())} is out of range for {num_classes} classes")
-    if len(np.unique(labels[labels >= 0])) < 2:
-        raise NrtoolError("a PointNet needs at least 2 classes among the labelled items")
-    if len(train_idx) < 2:
-        raise NrtoolError(f"only {len(train_idx)} labelled training item(s) (split 'train' or unset); need at least 2")
-
-    torch.manual_seed(config.seed)
-    cloud = torch.as_tensor(np.asarray(points, dtype=np.float32), device=device)
-    y = torch.as_tensor(labels, device=device)
-    per_shape = min(config.points, cloud.shape[1])
-    x_val = cloud[val_idx, :per_shape]  # fixed validation clouds (the pool is already random)
-    y_val = y[val_idx]
-    model = PointNet(num_classes, config.widths, config.head, config.dropout).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
-    generator = torch.Generator().manual_seed(config.seed)
-
-    tracker = BestEpoch(x_val, y_val)
-    started = time.perf_counter()
-    with progress.task("training PointNet", total=config.epochs, unit="epochs") as advance:
-        for epoch in range(config.epochs):
-            model.train()
-            total, seen = 0.0, 0
-            for index in _batches(len(train_idx), config.batch, generator):
-                shapes = torch.as_tensor(train_idx, device=device)[index.to(device)]
-                # A random subset of each shape's pool, plus jitter: augmentation.
-                pick = torch.rand(len(shapes), cloud.shape[1], generator=generator).argsort(1)[:, :per_shape]
-                batch = cloud[shapes[:, None], pick.to(device)]
-                if config.jitter:
-                    noise = torch.randn(batch.shape, generator=generator).to(device)
-                    batch = batch + config.jitter * noise
-                loss = F.cross_entropy(model(batch), y[shapes])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total += loss.item() * len(index)
-                seen += len(index)
-            scheduler.step()
-            _recalibrate_batchnorm(model, cloud[torch.as_tensor(train_idx[:BN_SHAPES], device=device), :per_shape], config.batch)
-            tracker.end_epoch(model, epoch, total / max(seen, 1), float(optimizer.param_groups[0]["lr"]))
-            advance()
-    return tracker.result(len(train_idx), started)
+    trainer = PointNetTrainer(points, labels, config, torch.device(device), splits, groups, num_classes)
+    return run_training(trainer, out, "pointnet", fingerprint or {}, config, progress, restart, "training PointNet")
 
 
 # ---------------------------------------------------------------- checkpoints
@@ -373,7 +281,7 @@ class PointNetClassifier:
     config: PointNetConfig
     classes: list[str]
     field: str
-    history: dict[str, Any] = dataclasses.field(default_factory=dict)
+    history: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     path: str = ""
 
 
@@ -383,11 +291,11 @@ def save_pointnet(
     config: PointNetConfig,
     classes: Sequence[str],
     field_name: str,
-    history: dict[str, Any],
+    history: list[dict[str, Any]],
     extra: dict[str, Any] | None = None,
 ) -> None:
     """Write a checkpoint atomically (plain types + tensors only: loads with weights_only=True)."""
-    from nrtool.heads.classifier import save_head
+    from nrtool.heads.checkpoints import save_head
 
     save_head(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, config, classes, {"field": str(field_name)}, state_dict,
               history, extra)
@@ -395,7 +303,7 @@ def save_pointnet(
 
 def load_pointnet(path: str | os.PathLike[str], device: torch.device | str = "cpu") -> PointNetClassifier:
     """Load a checkpoint written by :func:`save_pointnet` (one-line error naming the file)."""
-    from nrtool.heads.classifier import load_head
+    from nrtool.heads.checkpoints import load_head
 
     def build(config: PointNetConfig, classes: list[str], field: str) -> nn.Module:
         return PointNet(len(classes), config.widths, config.head, config.dropout)
@@ -411,7 +319,7 @@ def classify_points(
     classifier: PointNetClassifier, points: np.ndarray, device: torch.device | str = "cpu", batch: int = 64
 ) -> np.ndarray:
     """(N, P, 3) clouds -> (N, C) float32 class probabilities (eval mode: BN uses running stats)."""
-    from nrtool.heads.classifier import softmax_in_batches
+    from nrtool.heads.report import softmax_in_batches
 
     return softmax_in_batches(classifier.model, points, device, batch)
 
@@ -427,22 +335,25 @@ def train_pointnet_file(
     device: str = "auto",
     progress: Progress | None = None,
     plot: bool = True,
-) -> dict[str, Any]:
-    """Reconstruct the non-test INRs, train, write the checkpoint (+ curves PNG); a summary dict."""
-    from nrtool.artifacts.core import check_output_file
+    restart: bool = False,
+) -> TrainReport:
+    """Reconstruct the non-test INRs, train, write the checkpoint (+ curves PNG).
 
-    check_output_file(out, "--out")
-    from nrtool.artifacts.core import provenance
+    An interrupted run resumes from ``OUT.partial`` (the reconstruction is redone: it is
+    deterministic, seeded by item name).
+    """
+    from nrtool.artifacts.core import provenance, sha256_file
     from nrtool.artifacts.inrs import load_inrs
-    from nrtool.device import resolve_device
-    from nrtool.heads.classifier import curves_path, training_curves_png
+    from nrtool.figures import training_curves
+    from nrtool.heads.checkpoints import curves_path
+    from nrtool.training import run_training, start_training
 
+    out, torch_device, progress = start_training(out, device, progress, config)
     header, all_items = load_inrs(inrs_path)  # fails early, naming the file, on a wrong kind
     trainable = sorted({i.split or "" for i in all_items} - {"test"})
     classes = sorted({i.class_name for i in all_items if i.class_name and i.split != "test"})
     if len(classes) < 2:
         raise InputFileError(inrs_path, f"needs labelled non-test INRs of at least 2 classes to train a PointNet, has {len(classes)}")
-    torch_device = resolve_device(device)
     started = time.perf_counter()
     points, items = points_from_inrs(
         inrs_path, config.points * config.pool, grid_resolution(config, header.field), torch_device, progress, splits=trainable
@@ -451,30 +362,21 @@ def train_pointnet_file(
     labels = np.array([classes.index(i.class_name) if i.class_name else -1 for i in items], dtype=np.int64)
     empty = empty_items(points)
     labels[empty] = -1  # nothing to learn from a shape that reconstructs to nothing
-    state, history = train_pointnet(points, labels, config, torch_device, progress, splits=[i.split for i in items],
-                                    groups=[source_group(i.name) for i in items], num_classes=len(classes))
-    history["reconstruct_seconds"] = reconstruct_seconds
+    settings = {k: v for k, v in config.to_dict().items() if k != "time_limit"}
+    trainer = PointNetTrainer(points, labels, config, torch_device, [i.split for i in items],
+                              [source_group(i.name) for i in items], len(classes))
+    run = run_training(trainer, out, "pointnet", {"config": settings, "inrs": sha256_file(inrs_path)}, config,
+                       progress, restart, "training PointNet")
     extra = {"inrs": {"inputs": provenance([inrs_path]), "architecture": header.spec.to_dict()}}
-    save_pointnet(out, state, config, classes, header.field, history, extra)
+    save_pointnet(out, run.best_state, config, classes, header.field, run.history, extra)
     png = curves_path(out)
     if plot:
-        training_curves_png(history, png)
-    return {
-        "out": str(out),
-        "curves": str(png) if plot else None,
-        "classes": classes,
-        "field": header.field,
-        "config": config.to_dict(),
-        "device": str(torch_device),
-        "train_items": history["train_items"],
-        "val_items": history["val_items"],
-        "empty_reconstructions": [items[i].name for i in np.flatnonzero(empty)],
-        "best_epoch": history["best_epoch"] + 1,
-        "best_val_accuracy": history["best_val_accuracy"],
-        "final_train_loss": history["train_loss"][-1],
-        "reconstruct_seconds": reconstruct_seconds,
-        "seconds": history["seconds"],
-    }
+        training_curves(run.history, png, f"{out.name}: PointNet {config.preset}", run.best_epoch)
+    run.finish()
+    return run.report(out, png if plot else None, classes=classes, field=header.field, config=config.to_dict(),
+                      device=str(torch_device), train_items=len(trainer.train_idx), val_items=len(trainer.y_val),
+                      empty_reconstructions=[items[i].name for i in np.flatnonzero(empty)],
+                      reconstruct_seconds=reconstruct_seconds)
 
 
 def classify_points_file(
@@ -494,7 +396,7 @@ def classify_points_file(
     """
     from nrtool.artifacts.inrs import load_inrs
     from nrtool.device import resolve_device
-    from nrtool.heads.classifier import write_and_report
+    from nrtool.heads.report import write_and_report
 
     torch_device = resolve_device(device)
     classifier = load_pointnet(model_path, torch_device)

@@ -40,8 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nrtool.drape.body_model import SMPL_PARENTS
-from nrtool.drape.filetypes import is_numpy_file, sniff
+from nrtool.body.body_model import SMPL_PARENTS
+from nrtool.body.filetypes import is_numpy_file, sniff
 from nrtool.errors import InputFileError, NrtoolError
 
 __all__ = [

@@ -151,7 +151,7 @@ def contact_sheet(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from nrtool.plots import save_figure
+    from nrtool.figures import save_figure
 
     frames = [np.asarray(f, dtype=np.float64) for f in frames]
     extent = max(float(np.max(f.max(0) - f.min(0))) for f in frames)
@@ -195,7 +195,7 @@ def garment_sheet(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from nrtool.plots import save_figure
+    from nrtool.figures import save_figure
 
     body_v, body_f = (np.asarray(a) for a in body)
     centre = (body_v.min(0) + body_v.max(0)) / 2

@@ -14,7 +14,13 @@ from typing import Any
 import numpy as np
 
 from nrtool.artifacts.core import atomic_folder, check_output_folder
-from nrtool.drape.amass import SOURCE_UP_AXES, prepare_motion, read_amass, resolve_up_axis, upright_warning
+from nrtool.body.amass import (
+    SOURCE_UP_AXES,
+    prepare_motion,
+    read_amass,
+    resolve_up_axis,
+    upright_warning,
+)
 from nrtool.errors import InputFileError, NrtoolError
 from nrtool.progress import Progress, SilentProgress
 
@@ -58,14 +64,14 @@ def pose_to_folder(
 
     ``gender="auto"`` takes the motion file's gender when ``body_model`` is a folder of
     per-gender files (a single file is used as it is). ``source_up`` is the file's up axis
-    (``auto``: detected from the posed skeleton, see :func:`~nrtool.drape.amass.detect_up_axis`);
+    (``auto``: detected from the posed skeleton, see :func:`~nrtool.body.amass.detect_up_axis`);
     the bodies are written Y-up (``y_up``) or Z-up. Frames are resampled to ``fps`` (if given),
     then every ``every``-th frame is kept, at most ``max_frames``. A rigged-mesh body keeps its
     own shape (the motion's betas are dropped, with a note). Returns a summary whose ``notes``
     say what was assumed, including a warning when the posed body is not upright.
     """
-    from nrtool.drape.body_model import BodyModel
-    from nrtool.drape.render import contact_sheet
+    from nrtool.body.body_model import BodyModel
+    from nrtool.body.render import contact_sheet
 
     progress = progress or SilentProgress()
     if fmt not in FORMATS:

@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nrtool.drape.filetypes import is_numpy_file, sniff
+from nrtool.body.filetypes import is_numpy_file, sniff
 from nrtool.errors import InputFileError, NrtoolError
 
 if TYPE_CHECKING:
@@ -792,7 +792,12 @@ class BodyModel:
     def _forward_smpl(self, poses: "torch.Tensor", betas: "torch.Tensor", trans: "torch.Tensor") -> tuple["torch.Tensor", ...]:
         """smplx's forward pass, plus its skinning transforms (without translation)."""
         import torch
-        from smplx.lbs import batch_rigid_transform, batch_rodrigues, blend_shapes, vertices2joints
+        from smplx.lbs import (
+            batch_rigid_transform,
+            batch_rodrigues,
+            blend_shapes,
+            vertices2joints,
+        )
 
         batch = poses.shape[0]
         out = self.smpl(betas=betas, global_orient=poses[:, :3], body_pose=poses[:, 3:], transl=trans)
