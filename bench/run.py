@@ -46,7 +46,7 @@ from nrtool.inr.config import PRESETS, FitConfig, QuerySpec, preset
 from nrtool.inr.fields import FieldName, distance_to_label, field_loss
 from nrtool.inr.fit import FINAL_LOSS_QUERIES, FitTarget, fit_batch
 from nrtool.inr.siren import Siren, SirenSpec, siren_init
-from nrtool.io.shapes import Shape, load_shape, save_points_ply
+from nrtool.io import Shape, load_shape, save_points_ply
 
 REPO = Path(__file__).resolve().parent.parent
 PSB = REPO.parent / "shared" / "data" / "psb"

@@ -20,7 +20,7 @@ PREVIEW_POINTS = 4_000
 
 def _points_of(path: str, seed: int = 0) -> np.ndarray | None:
     from nrtool.geometry.metrics import sample_surface
-    from nrtool.io.shapes import load_shape
+    from nrtool.io import load_shape
 
     if not Path(path).exists():
         return None

@@ -85,7 +85,7 @@ def fitted_inrs(synth_shapes: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 def sample_cloud(mesh_path: Path, n: int = 20_000, seed: int = 0) -> np.ndarray:
     from nrtool.geometry.metrics import sample_surface
-    from nrtool.io.shapes import load_shape
+    from nrtool.io import load_shape
 
     shape = load_shape(mesh_path)
     return sample_surface(shape.vertices, shape.faces, n, seed)

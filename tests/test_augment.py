@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nrtool.io.shapes import discover_inputs, load_shape
+from nrtool.io import discover_inputs, load_shape
 from tests.conftest import assert_clean_failure, run_nrtool
 
 

@@ -58,7 +58,7 @@ def _random_poses(n: int, seed: int, scale: float = 0.4) -> np.ndarray:
 
 
 def test_synth_body_has_smpl_format(body_file: Path) -> None:
-    from nrtool.io.shapes import Shape
+    from nrtool.io import Shape
 
     with np.load(body_file, allow_pickle=False) as data:
         v, f = data["v_template"], data["f"]
@@ -418,7 +418,7 @@ def test_separate_arms_lifts_arms_away_from_torso(model: BodyModel, motions: Pat
 
 
 def test_body_pose_writes_meshes_and_contact_sheet(tmp_path: Path, body_file: Path, motions: Path) -> None:
-    from nrtool.io.shapes import load_shape
+    from nrtool.io import load_shape
 
     out = tmp_path / "walk"
     result = run_nrtool("body", "pose", "--body-model", body_file, "--pose", motions / "walk.npz", "--out", out, "--fps", "30", "--sheet-frames", "3", "--json")

@@ -70,7 +70,7 @@ def test_point_cloud_udf_round_trip(synth_shapes: Path, tmp_path: Path) -> None:
 
 
 def test_voxel_occ_round_trip(tmp_path: Path) -> None:
-    from nrtool.io.shapes import save_binvox
+    from nrtool.io import save_binvox
 
     grids = tmp_path / "voxels"
     grids.mkdir()
@@ -224,7 +224,7 @@ def test_bad_inputs_fail_in_one_line(tmp_path: Path, filename: str, content: byt
 
 
 def test_open_mesh_with_sdf_is_refused(tmp_path: Path) -> None:
-    from nrtool.io.shapes import save_mesh
+    from nrtool.io import save_mesh
 
     vertices = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], dtype=float)
     faces = np.array([[0, 2, 1], [0, 1, 3], [0, 3, 2]])  # a tetrahedron missing one face

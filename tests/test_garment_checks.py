@@ -37,7 +37,7 @@ def one_torch_thread() -> Iterator[None]:
 
 def _copy_without_metadata(source: Path, target: Path, shift: float = 0.0) -> Path:
     """``source`` written to ``target`` (no garments.json beside it), moved up by ``shift`` metres."""
-    from nrtool.io.shapes import load_shape, save_mesh
+    from nrtool.io import load_shape, save_mesh
 
     shape = load_shape(source)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -146,7 +146,7 @@ def test_train_top_refuses_a_folder_with_a_bottom_without_metadata(data, tmp_pat
 def _chamfer_of_decoded(codes: Path, model: Path, source: Path, out: Path) -> float:
     """Chamfer (metres) between ``source`` and its decoded mesh (written in the garment's own frame)."""
     from nrtool.geometry.metrics import chamfer_distance, sample_surface
-    from nrtool.io.shapes import load_shape
+    from nrtool.io import load_shape
 
     run_cli("garment", "decode", codes, "--model", model, "--out", out, "--resolution", "32", "--device", "cpu", "--quiet")
     decoded, truth = load_shape(next(out.glob("*.obj"))), load_shape(source)

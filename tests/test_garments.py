@@ -97,7 +97,7 @@ def test_encode_decode_held_out_garments(data, tmp_path: Path) -> None:
     from nrtool.artifacts.garment_codes import load_garment_codes
     from nrtool.garments.data import load_garment_mesh
     from nrtool.geometry.metrics import chamfer_distance
-    from nrtool.io.shapes import load_shape
+    from nrtool.io import load_shape
 
     codes_path = tmp_path / "codes.h5"
     tops = sorted((data["held"] / "tops").glob("*.obj"))
@@ -171,7 +171,7 @@ def test_sleeve_length_edit_moves_the_sleeves(data, tmp_path: Path) -> None:
     t-shirts and shirts: on average by more than 1.5 cm, and for none clearly (> 5 mm) shorter.
     Measured on the test model: 31-39 cm (-3 sigma turns the sleeves into short stubs, +3 sigma
     into long sleeves; see the run's sheet.png)."""
-    from nrtool.io.shapes import load_shape
+    from nrtool.io import load_shape
 
     codes_path = tmp_path / "train_codes.h5"
     run_nrtool("garment", "encode", *sorted((data["train"] / "tops").glob("*.obj")), "--model", data["top"],

@@ -60,7 +60,7 @@ def test_layout_and_types(garments) -> None:
 
 
 def test_every_garment_is_open_and_loads_through_the_shape_reader(garments) -> None:
-    from nrtool.io.shapes import load_shape
+    from nrtool.io import load_shape
 
     _, out, index = garments
     for entry, garment in _items(index, out):

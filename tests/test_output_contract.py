@@ -76,7 +76,7 @@ def test_interrupt_while_reading_a_shape_is_not_a_corrupt_file(tmp_path: Path, m
     import trimesh
 
     from nrtool.errors import Interrupted
-    from nrtool.io.shapes import load_shape
+    from nrtool.io import load_shape
 
     mesh = tmp_path / "box.obj"
     trimesh.creation.box().export(mesh)
@@ -478,7 +478,7 @@ def test_sparse_point_cloud_gets_a_note(tmp_path: Path) -> None:
 
 
 def test_parent_of_two_modelnet_roots_is_labelled_by_class_and_split(synth_shapes: Path, tmp_path: Path) -> None:
-    from nrtool.io.shapes import discover_inputs
+    from nrtool.io import discover_inputs
 
     for dataset in ("set_a", "set_b"):
         for mesh in synth_shapes.glob("*/*/*.ply"):

@@ -100,11 +100,15 @@ def cloud_from_field(
     extracts on a ``resolution^3`` grid; occ: centres of the occupied voxels of a
     ``resolution^3`` grid. Too few distinct points are drawn with replacement.
     """
-    from nrtool.inr.reconstruction import Discrete, ReconstructionSettings, discretise
+    from nrtool.inr.reconstruction import (
+        Reconstruction,
+        ReconstructionSettings,
+        discretise,
+    )
 
     rng = np.random.default_rng(seed)
     settings = ReconstructionSettings(resolution=resolution, points=n_points, voxel_resolution=resolution)
-    recon: Discrete = discretise(field_name, field_fn, settings, device, seed=seed)
+    recon: Reconstruction = discretise(field_name, field_fn, settings, device, seed=seed)
     if recon.size == 0:
         return None
     if recon.voxels is not None:

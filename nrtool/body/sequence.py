@@ -134,7 +134,7 @@ def pose_to_folder(
             write_body_sequence(tmp / SEQUENCE_NAME, arrays, attrs, [model.path, pose_file], command)
             files.append(SEQUENCE_NAME)
         else:
-            from nrtool.io.shapes import save_mesh
+            from nrtool.io import save_mesh
 
             with progress.task("writing meshes", total=len(index), unit="files") as advance:
                 for k, frame in enumerate(index):

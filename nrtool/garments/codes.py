@@ -182,7 +182,7 @@ def decode_to_folder(
 
     from nrtool.artifacts.core import atomic_folder, check_output_folder
     from nrtool.geometry.meshudf import boundary_edge_count
-    from nrtool.io.shapes import save_mesh
+    from nrtool.io import save_mesh
 
     _check_resolution(resolution)
     if fmt not in ("obj", "ply"):

@@ -39,7 +39,7 @@ def load_garment(path: str | os.PathLike[str]) -> Garment:
     Read with :func:`nrtool.io.shapes.load_shape`; attributes are filled from a
     ``garments.json`` beside the category folder when there is one.
     """
-    from nrtool.io.shapes import load_shape
+    from nrtool.io import load_shape
 
     shape = load_shape(path)
     if shape.kind != "mesh":

@@ -21,7 +21,7 @@ import numpy as np
 
 from nrtool.artifacts.core import atomic_folder, check_output_folder
 from nrtool.errors import InputFileError, NrtoolError
-from nrtool.io.shapes import (
+from nrtool.io import (
     Shape,
     ShapeSource,
     discover_inputs,

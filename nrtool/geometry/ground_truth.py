@@ -20,7 +20,7 @@ import numpy as np
 
 from nrtool.config import Config
 from nrtool.errors import InputFileError
-from nrtool.io.shapes import Shape
+from nrtool.io import Shape
 
 #: The three fields an INR can represent (see :mod:`nrtool.inr.fields` for labels and losses).
 FieldName = Literal["udf", "sdf", "occ"]

@@ -42,7 +42,7 @@ from nrtool.progress import Progress, SilentProgress
 if TYPE_CHECKING:
     import torch
 
-    from nrtool.io.shapes import ShapeSource
+    from nrtool.io import ShapeSource
 
 
 #: Point clouds with fewer points than this get a note: too few to describe a surface.
@@ -262,7 +262,7 @@ def _plan_from_shapes(
         compute_ground_truth,
         item_seed,
     )
-    from nrtool.io.shapes import discover_inputs, load_shape
+    from nrtool.io import discover_inputs, load_shape
 
     sources = discover_inputs(inputs)
     selected = [(pos, src) for pos, src in enumerate(sources) if shard.selects(pos)]
@@ -303,7 +303,7 @@ def _plan_from_samples(path: str, config: FitConfig, field_name: str, shard: Sha
     """Items and ground truth from a ``samples`` artifact (no geometry libraries needed)."""
     from nrtool.artifacts.samples import SamplesReader
     from nrtool.geometry.ground_truth import QuerySpec
-    from nrtool.io.shapes import ShapeSource
+    from nrtool.io import ShapeSource
 
     reader = SamplesReader(path)
     field_resolved = reader.header.field

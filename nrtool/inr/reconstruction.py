@@ -56,8 +56,9 @@ class ItemResult:
 
 
 @dataclass
-class Discrete:
-    """A reconstruction in the normalised frame."""
+class Reconstruction:
+    """An INR (or decoder) turned back into a discrete shape, in the normalised frame: points
+    (udf), a mesh (sdf) or a voxel grid (occ)."""
 
     points: np.ndarray | None = None  # (N,3) udf
     vertices: np.ndarray | None = None  # (V,3) sdf
@@ -100,7 +101,7 @@ def _subsample(points: np.ndarray, n: int, seed: int) -> np.ndarray:
     return points[np.random.default_rng(seed).choice(len(points), n, replace=False)]
 
 
-def discretise(field: str, field_fn: Any, settings: ReconstructionSettings, device: Any, seed: int = 0) -> Discrete:
+def discretise(field: str, field_fn: Any, settings: ReconstructionSettings, device: Any, seed: int = 0) -> Reconstruction:
     """Run the field's reconstruction on a field function (normalised frame)."""
     import torch
 
@@ -112,16 +113,16 @@ def discretise(field: str, field_fn: Any, settings: ReconstructionSettings, devi
 
     if field == "udf":
         generator = torch.Generator().manual_seed(seed)
-        return Discrete(points=udf_to_points(field_fn, settings.points, device=device, generator=generator))
+        return Reconstruction(points=udf_to_points(field_fn, settings.points, device=device, generator=generator))
     if field == "sdf":
         vertices, faces = sdf_to_mesh(field_fn, settings.resolution, device=device)
-        return Discrete(vertices=vertices, faces=faces)
+        return Reconstruction(vertices=vertices, faces=faces)
     if field == "occ":
-        return Discrete(voxels=occupancy_to_voxels(field_fn, settings.voxel_resolution, threshold=settings.threshold, device=device))
+        return Reconstruction(voxels=occupancy_to_voxels(field_fn, settings.voxel_resolution, threshold=settings.threshold, device=device))
     raise NrtoolError(f"unknown field {field!r}")
 
 
-def score(field: str, recon: Discrete, item: InrItem) -> dict[str, float]:
+def score(field: str, recon: Reconstruction, item: InrItem) -> dict[str, float]:
     """Compare a reconstruction with the item's source shape, in the normalised frame."""
     from nrtool.geometry.ground_truth import Normalisation
     from nrtool.geometry.metrics import (
@@ -131,7 +132,7 @@ def score(field: str, recon: Discrete, item: InrItem) -> dict[str, float]:
         sample_surface,
         voxel_iou,
     )
-    from nrtool.io.shapes import load_shape
+    from nrtool.io import load_shape
 
     if not Path(item.source).exists():
         raise InputFileError(item.source, f"source of {item.name!r} not found (needed for --metrics)")
@@ -156,9 +157,9 @@ def score(field: str, recon: Discrete, item: InrItem) -> dict[str, float]:
     }
 
 
-def write_discrete(recon: Discrete, item: InrItem, folder: Path, settings: ReconstructionSettings) -> Path:
+def write_reconstruction(recon: Reconstruction, item: InrItem, folder: Path, settings: ReconstructionSettings) -> Path:
     """Write one reconstruction (atomically) in source units or the normalised frame."""
-    from nrtool.io.shapes import save_binvox, save_mesh, save_points_ply
+    from nrtool.io import save_binvox, save_mesh, save_points_ply
 
     center = np.asarray(item.center) if settings.source_units else np.zeros(3)
     scale = item.scale if settings.source_units else 1.0
@@ -217,19 +218,19 @@ def _claim_folder(folder: Path, inrs_path: str | os.PathLike[str], settings: Rec
     return reuse
 
 
-def load_discrete(path: Path, item: InrItem, settings: ReconstructionSettings) -> Discrete:
-    """Read back a reconstruction written by :func:`write_discrete` (normalised frame)."""
-    from nrtool.io.shapes import load_shape
+def load_reconstruction(path: Path, item: InrItem, settings: ReconstructionSettings) -> Reconstruction:
+    """Read back a reconstruction written by :func:`write_reconstruction` (normalised frame)."""
+    from nrtool.io import load_shape
 
     shape = load_shape(path)
     if shape.kind == "voxels":
-        return Discrete(voxels=shape.occupancy)
+        return Reconstruction(voxels=shape.occupancy)
     center = np.asarray(item.center) if settings.source_units else np.zeros(3)
     scale = item.scale if settings.source_units else 1.0
     vertices = (shape.vertices - center) / scale  # type: ignore[operator]
     if shape.kind == "points":
-        return Discrete(points=vertices)
-    return Discrete(vertices=vertices, faces=shape.faces)
+        return Reconstruction(points=vertices)
+    return Reconstruction(vertices=vertices, faces=shape.faces)
 
 
 def select_items(items: list[InrItem], names: Sequence[str] | None, path: str | os.PathLike[str]) -> list[InrItem]:
@@ -290,7 +291,7 @@ def _reconstruct_items(header: InrHeader, items: Sequence[InrItem], folder: Path
 
             existing = _output_path(header.field, item, folder, settings)
             if reuse and existing.exists():
-                recon = load_discrete(existing, item, settings)
+                recon = load_reconstruction(existing, item, settings)
             else:
                 recon = discretise(header.field, field_fn, settings, torch_device)
             result = ItemResult(item.name, item.class_name, None, recon.size)
@@ -298,7 +299,7 @@ def _reconstruct_items(header: InrHeader, items: Sequence[InrItem], folder: Path
                 result.problem = "empty reconstruction (the INR has no surface)"
             else:
                 if not (reuse and existing.exists()):
-                    write_discrete(recon, item, folder, settings)
+                    write_reconstruction(recon, item, folder, settings)
                 result.path = str(existing)
                 if settings.metrics:
                     for key, value in score(header.field, recon, item).items():

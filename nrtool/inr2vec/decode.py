@@ -20,7 +20,11 @@ from nrtool.artifacts.core import ItemInfo, atomic_folder, check_output_folder
 from nrtool.artifacts.embeddings import Embeddings, load_embeddings
 from nrtool.errors import InputFileError
 from nrtool.inr.fields import logits_to_field
-from nrtool.inr.reconstruction import ReconstructionSettings, discretise, write_discrete
+from nrtool.inr.reconstruction import (
+    ReconstructionSettings,
+    discretise,
+    write_reconstruction,
+)
 from nrtool.progress import Progress, SilentProgress
 
 
@@ -67,7 +71,7 @@ def _decode_rows(model: Any, vectors: np.ndarray, infos: Sequence[ItemInfo], fie
             fn = decoded_field(model, torch.from_numpy(np.asarray(vector, dtype=np.float32)).to(device), field)
             with torch.no_grad():
                 recon = discretise(field, fn, settings, device)
-            written = write_discrete(recon, info, folder, settings) if recon.size else None  # type: ignore[arg-type]
+            written = write_reconstruction(recon, info, folder, settings) if recon.size else None  # type: ignore[arg-type]
             path = str(final / written.name) if written is not None else None
             results.append(DecodedShape(info.name, path, recon.size, recon.comparison_points()))
             advance()

@@ -1,4 +1,5 @@
-"""Read and write 3D shape files: meshes, point clouds and voxel grids.
+"""Read 3D shape files: meshes, point clouds and voxel grids (writers: :mod:`nrtool.io.writers`,
+binvox: :mod:`nrtool.io.binvox`, finding inputs: :mod:`nrtool.io.discovery`).
 
 Every reader returns a :class:`Shape` holding plain numpy arrays; every problem with a file
 (missing, empty, corrupt, unsupported, non-finite coordinates, wrong array shape, no geometry)
@@ -8,11 +9,7 @@ Supported inputs (see :data:`SUPPORTED_EXTENSIONS`):
 
 - meshes: ``.off .obj .ply .stl .glb`` (read with trimesh; scenes are flattened into one mesh)
 - point clouds: ``.ply`` without faces, ``.xyz``/``.pts`` text, ``.npy``/``.npz`` holding ``(N, 3)``
-- voxel grids: ``.binvox`` (own reader/writer, no dependency), ``.npy``/``.npz`` holding a 3-D
-  bool (or 0/1 integer) array
-
-:func:`discover_inputs` expands files, folders and list files into :class:`ShapeSource` items
-carrying a unique name and, for ModelNet-style folders, a class label and split.
+- voxel grids: ``.binvox``, ``.npy``/``.npz`` holding a 3-D bool (or 0/1 integer) array
 
 trimesh is imported inside the functions that need it: importing this module stays cheap, so the
 CLI can import it at start-up without slowing ``nrtool --help``.
@@ -21,34 +18,13 @@ CLI can import it at start-up without slowing ``nrtool --help``.
 from __future__ import annotations
 
 import os
-from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from nrtool.errors import InputFileError, NrtoolError
-
-__all__ = [
-    "MESH_EXTENSIONS",
-    "POINT_CLOUD_EXTENSIONS",
-    "ARRAY_EXTENSIONS",
-    "VOXEL_EXTENSIONS",
-    "SUPPORTED_EXTENSIONS",
-    "LIST_EXTENSIONS",
-    "SPLIT_NAMES",
-    "Shape",
-    "ShapeSource",
-    "load_shape",
-    "load_binvox",
-    "binvox_voxel_to_world",
-    "save_binvox",
-    "save_points_ply",
-    "save_mesh",
-    "discover_inputs",
-]
+from nrtool.errors import InputFileError
 
 PathLike = str | os.PathLike[str]
 ShapeKind = Literal["mesh", "points", "voxels"]
@@ -69,8 +45,6 @@ LIST_EXTENSIONS: tuple[str, ...] = (".txt", ".lst")
 SPLIT_NAMES: tuple[str, ...] = ("train", "test", "val")
 """Folder names recognised as dataset splits in ModelNet-style layouts."""
 
-# Extensions save_mesh can write; .ply is written by our own writer, the rest by trimesh.
-_MESH_WRITE_EXTENSIONS = (".ply", ".obj", ".off", ".stl")
 
 
 # --------------------------------------------------------------------------------------------
@@ -183,7 +157,7 @@ def load_shape(path: PathLike) -> Shape:
             non-finite coordinates, holds an array of the wrong shape, or holds no geometry.
     """
     p = Path(path)
-    _check_readable_file(p)
+    check_readable_file(p)
     ext = p.suffix.lower()
     if ext in MESH_EXTENSIONS:
         return _load_mesh_file(p, ext)
@@ -192,16 +166,18 @@ def load_shape(path: PathLike) -> Shape:
     if ext in ARRAY_EXTENSIONS:
         return _load_array_file(p, ext)
     if ext in VOXEL_EXTENSIONS:
+        from nrtool.io.binvox import load_binvox
+
         return load_binvox(p)
-    raise InputFileError(p, _unsupported_extension_problem(ext))
+    raise InputFileError(p, unsupported_extension_problem(ext))
 
 
-def _unsupported_extension_problem(ext: str) -> str:
+def unsupported_extension_problem(ext: str) -> str:
     shown = f"'{ext}'" if ext else "no extension"
     return f"unsupported file type ({shown}); supported: {' '.join(SUPPORTED_EXTENSIONS)}"
 
 
-def _check_readable_file(p: Path) -> None:
+def check_readable_file(p: Path) -> None:
     """Raise InputFileError unless ``p`` is an existing, non-empty regular file."""
     if not p.exists():
         raise InputFileError(p, "no such file")
@@ -235,7 +211,7 @@ def _load_mesh_file(p: Path, ext: str) -> Shape:
     try:
         scene = trimesh.load_scene(str(p), file_type=ext[1:], process=False)
     except Exception as exc:  # trimesh raises many exception types on corrupt input
-        raise InputFileError(p, f"cannot read as {ext[1:].upper()}: {_describe(exc)}") from exc
+        raise InputFileError(p, f"cannot read as {ext[1:].upper()}: {describe_error(exc)}") from exc
 
     vertex_parts: list[np.ndarray] = []
     face_parts: list[np.ndarray] = []
@@ -268,7 +244,7 @@ def _load_mesh_file(p: Path, ext: str) -> Shape:
     except InputFileError:
         raise
     except Exception as exc:  # malformed scene graphs surface here, not in load_scene
-        raise InputFileError(p, f"cannot read as {ext[1:].upper()}: {_describe(exc)}") from exc
+        raise InputFileError(p, f"cannot read as {ext[1:].upper()}: {describe_error(exc)}") from exc
 
     if face_parts:
         vertices = np.concatenate(vertex_parts)
@@ -302,7 +278,7 @@ def _check_surface_area(p: Path, vertices: np.ndarray, faces: np.ndarray) -> Non
         raise InputFileError(p, f"mesh has zero surface area (all {len(faces)} faces are degenerate)")
 
 
-def _describe(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
@@ -393,7 +369,7 @@ def _load_array_file(p: Path, ext: str) -> Shape:
     except InputFileError:
         raise
     except Exception as exc:  # corrupt zip, truncated header, pickled objects, ...
-        raise InputFileError(p, f"cannot read as {ext[1:].upper()}: {_describe(exc)}") from exc
+        raise InputFileError(p, f"cannot read as {ext[1:].upper()}: {describe_error(exc)}") from exc
 
     kind_char = array.dtype.kind
     if array.ndim == 2 and array.shape[1] == 3 and kind_char in "fiu":
@@ -451,444 +427,5 @@ def _unit_cube_affine(dims: tuple[int, ...]) -> np.ndarray:
     return affine
 
 
-# --------------------------------------------------------------------------------------------
-# binvox
-# --------------------------------------------------------------------------------------------
 
 
-def binvox_voxel_to_world(
-    dims: Sequence[int], translate: Sequence[float], scale: float
-) -> np.ndarray:
-    """``(4, 4)`` voxel-centre-to-world affine of a binvox grid.
-
-    binvox normalises the model into a cube of side ``scale`` whose corner is ``translate``;
-    for the usual cubic ``D^3`` grid, ``world = translate + (index + 0.5) / D * scale``.
-    Non-cubic grids keep cubic voxels of side ``scale / max(dims)`` (binvox has one scale).
-    """
-    size = float(scale) / max(int(d) for d in dims)
-    affine = np.eye(4)
-    affine[:3, :3] *= size
-    affine[:3, 3] = np.asarray(translate, dtype=np.float64) + 0.5 * size
-    return affine
-
-
-def load_binvox(path: PathLike) -> Shape:
-    """Read a ``.binvox`` voxel grid.
-
-    The format: ASCII header lines ``#binvox 1``, ``dim D H W``, ``translate tx ty tz``,
-    ``scale s``, ``data``, then run-length ``(value, count)`` byte pairs over the voxels in
-    x-z-y order (y varies fastest, then z, then x).
-
-    Returns:
-        A ``kind="voxels"`` Shape with ``(D, H, W)`` bool ``occupancy`` indexed ``[x, y, z]`` and
-        ``voxel_to_world`` from :func:`binvox_voxel_to_world`.
-    """
-    p = Path(path)
-    _check_readable_file(p)
-    raw = p.read_bytes()
-    if not raw.startswith(b"#binvox"):
-        raise InputFileError(p, "not a binvox file (missing '#binvox' header)")
-
-    dims: tuple[int, int, int] | None = None
-    translate = (0.0, 0.0, 0.0)
-    scale = 1.0
-    position = raw.index(b"\n") + 1 if b"\n" in raw else len(raw)
-    while True:
-        end = raw.find(b"\n", position)
-        if end < 0:
-            raise InputFileError(p, "binvox header ends before 'data'")
-        line = raw[position:end].decode("ascii", errors="replace").strip()
-        position = end + 1
-        words = line.split()
-        try:
-            if not words:
-                continue
-            if words[0] == "data":
-                break
-            if words[0] == "dim":
-                dims = (int(words[1]), int(words[2]), int(words[3]))
-            elif words[0] == "translate":
-                translate = (float(words[1]), float(words[2]), float(words[3]))
-            elif words[0] == "scale":
-                scale = float(words[1])
-            else:
-                raise InputFileError(p, f"unexpected binvox header line {line!r}")
-        except (IndexError, ValueError) as exc:
-            raise InputFileError(p, f"malformed binvox header line {line!r}") from exc
-    if dims is None:
-        raise InputFileError(p, "binvox header has no 'dim' line")
-    if min(dims) <= 0:
-        raise InputFileError(p, f"binvox dimensions must be positive, got {dims}")
-    if not (np.all(np.isfinite(translate)) and np.isfinite(scale) and scale > 0):
-        raise InputFileError(p, "binvox translate/scale must be finite with scale > 0")
-
-    pairs = np.frombuffer(raw, dtype=np.uint8, offset=position)
-    if pairs.size % 2:
-        raise InputFileError(p, "binvox run-length data is truncated (odd byte count)")
-    pairs = pairs.reshape(-1, 2)
-    total = int(pairs[:, 1].sum(dtype=np.int64))
-    expected = dims[0] * dims[1] * dims[2]
-    if total != expected:
-        raise InputFileError(
-            p, f"binvox data covers {total} voxels but the header declares {dims} = {expected}"
-        )
-    flat = np.repeat(pairs[:, 0] != 0, pairs[:, 1])
-    # Stored order is x-major, then z, then y fastest: reshape to (x, z, y), swap to (x, y, z).
-    occupancy = flat.reshape(dims[0], dims[2], dims[1]).transpose(0, 2, 1)
-    occupancy = np.ascontiguousarray(occupancy)
-    if not occupancy.any():
-        raise InputFileError(p, "voxel grid has no occupied voxels")
-    return Shape(
-        name=p.stem,
-        kind="voxels",
-        path=str(p),
-        occupancy=occupancy,
-        voxel_to_world=binvox_voxel_to_world(dims, translate, scale),
-    )
-
-
-def save_binvox(
-    path: PathLike,
-    occupancy: np.ndarray,
-    translate: Sequence[float] = (-1.0, -1.0, -1.0),
-    scale: float = 2.0,
-) -> None:
-    """Write a ``(D, H, W)`` bool grid (indexed ``[x, y, z]``) as ``.binvox``, atomically.
-
-    The defaults place the grid in ``[-1, 1]^3``, the same frame :func:`load_shape` gives a
-    3-D array read from ``.npy``. :func:`load_binvox` reads the file back unchanged.
-    """
-    occupancy = np.asarray(occupancy)
-    if occupancy.ndim != 3 or occupancy.size == 0:
-        raise ValueError(f"occupancy must be a non-empty 3-D array, got {occupancy.shape}")
-    if len(translate) != 3 or not np.isfinite(scale) or scale <= 0:
-        raise ValueError("translate must have 3 values and scale must be positive")
-    # x-z-y order: x slowest, y fastest (the binvox convention).
-    flat = np.ascontiguousarray(occupancy.astype(bool).transpose(0, 2, 1)).reshape(-1)
-    values, counts = _run_lengths(flat.view(np.uint8), max_run=255)
-    body = np.stack([values, counts], axis=1).astype(np.uint8).tobytes()
-    tx, ty, tz = (float(t) for t in translate)
-    header = (
-        "#binvox 1\n"
-        f"dim {occupancy.shape[0]} {occupancy.shape[1]} {occupancy.shape[2]}\n"
-        f"translate {tx!r} {ty!r} {tz!r}\n"
-        f"scale {float(scale)!r}\n"
-        "data\n"
-    ).encode("ascii")
-    from nrtool.artifacts.core import atomic_write_bytes
-
-    atomic_write_bytes(path, header + body)
-
-
-def _run_lengths(flat: np.ndarray, max_run: int) -> tuple[np.ndarray, np.ndarray]:
-    """Run-length encode a 1-D array into ``(values, counts)`` with every count <= max_run."""
-    starts = np.concatenate([[0], np.flatnonzero(flat[1:] != flat[:-1]) + 1])
-    lengths = np.diff(np.concatenate([starts, [flat.size]]))
-    values = flat[starts]
-    # Runs longer than max_run become several pairs: full ones, then the remainder.
-    pieces = (lengths + max_run - 1) // max_run
-    out_values = np.repeat(values, pieces)
-    out_counts = np.full(int(pieces.sum()), max_run, dtype=np.int64)
-    last = np.cumsum(pieces) - 1
-    out_counts[last] = lengths - max_run * (pieces - 1)
-    return out_values, out_counts
-
-
-# --------------------------------------------------------------------------------------------
-# Writing
-# --------------------------------------------------------------------------------------------
-# Every writer renames a complete temporary file into place (artifacts.core.atomic_write_bytes),
-# imported inside the writers so that importing this module does not import h5py.
-
-
-def _ply_bytes(vertices: np.ndarray, faces: np.ndarray | None) -> bytes:
-    """Binary little-endian PLY with float32 ``x y z`` and, if given, uchar/int32 face lists."""
-    vertices = np.ascontiguousarray(vertices, dtype="<f4")
-    header = [
-        "ply",
-        "format binary_little_endian 1.0",
-        "comment written by nrtool",
-        f"element vertex {len(vertices)}",
-        "property float x",
-        "property float y",
-        "property float z",
-    ]
-    body = [vertices.tobytes()]
-    if faces is not None:
-        header += [f"element face {len(faces)}", "property list uchar int vertex_indices"]
-        records = np.empty(len(faces), dtype=[("n", "u1"), ("index", "<i4", (3,))])
-        records["n"] = 3
-        records["index"] = faces
-        body.append(records.tobytes())
-    header.append("end_header")
-    return ("\n".join(header) + "\n").encode("ascii") + b"".join(body)
-
-
-def _check_write_vertices(points: np.ndarray, what: str) -> np.ndarray:
-    points = np.asarray(points)
-    if points.ndim != 2 or points.shape[1] != 3:
-        raise ValueError(f"{what} must have shape (N, 3), got {points.shape}")
-    if not np.all(np.isfinite(points)):
-        raise ValueError(f"{what} contain NaN or infinite values")
-    return points
-
-
-def save_points_ply(path: PathLike, points: np.ndarray) -> None:
-    """Write an ``(N, 3)`` point cloud as binary PLY (float32 coordinates), atomically."""
-    from nrtool.artifacts.core import atomic_write_bytes
-
-    points = _check_write_vertices(points, "points")
-    atomic_write_bytes(path, _ply_bytes(points, None))
-
-
-def save_mesh(path: PathLike, vertices: np.ndarray, faces: np.ndarray) -> None:
-    """Write a triangle mesh, atomically; the format follows the extension.
-
-    Args:
-        path: ``.ply`` (binary, float32), ``.obj``, ``.off`` or ``.stl`` (binary).
-        vertices: ``(V, 3)`` float.
-        faces: ``(F, 3)`` int indices into ``vertices``.
-
-    Raises:
-        NrtoolError: the extension is not a writable mesh format.
-    """
-    p = Path(path)
-    ext = p.suffix.lower()
-    if ext not in _MESH_WRITE_EXTENSIONS:
-        raise NrtoolError(
-            f"{p}: cannot write a mesh as '{ext}' (use {', '.join(_MESH_WRITE_EXTENSIONS)})"
-        )
-    vertices = _check_write_vertices(vertices, "vertices")
-    faces = np.asarray(faces)
-    if faces.ndim != 2 or faces.shape[1] != 3 or faces.dtype.kind not in "iu":
-        raise ValueError(f"faces must be an (F, 3) integer array, got {faces.shape} {faces.dtype}")
-    if faces.size and (faces.min() < 0 or faces.max() >= len(vertices)):
-        raise ValueError("faces refer to vertices that do not exist")
-    if ext == ".ply":
-        data = _ply_bytes(vertices, faces)
-    else:
-        import trimesh
-
-        mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=False)
-        exported = mesh.export(file_type=ext[1:])
-        data = exported.encode("utf-8") if isinstance(exported, str) else bytes(exported)
-    from nrtool.artifacts.core import atomic_write_bytes
-
-    atomic_write_bytes(p, data)
-
-
-# --------------------------------------------------------------------------------------------
-# Discovering inputs
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class ShapeSource:
-    """One shape file to process, as found by :func:`discover_inputs`.
-
-    Attributes:
-        path: the file (as given or joined to its folder/list file; not resolved).
-        name: unique among the sources of one :func:`discover_inputs` call.
-        class_name: the class folder of a ModelNet-style layout, else None.
-        split: ``"train"``, ``"test"`` or ``"val"`` where the layout says so, else None.
-    """
-
-    path: str
-    name: str
-    class_name: str | None
-    split: str | None
-
-
-@dataclass
-class _Found:
-    path: Path
-    rel_parts: tuple[str, ...]  # path relative to the folder it was found in (naming fallback)
-    class_name: str | None
-    split: str | None
-
-
-def _layout_labels(rel_dirs: Sequence[str]) -> tuple[str | None, str | None]:
-    """Class and split from the folders between an input folder and a file.
-
-    ``CLASS/SPLIT/file`` and ``SPLIT/CLASS/file`` give both, ``CLASS/file`` the class only,
-    ``SPLIT/file`` the split only. In deeper trees the split folder is looked for at any depth
-    and the class is the folder next to it, so the parent of several ModelNet-style roots
-    (``ROOT/DATASET/CLASS/SPLIT/file``) is labelled by class and split, not by dataset name;
-    without a split folder the first folder is the class.
-    """
-    if not rel_dirs:
-        return None, None
-    lowered = [d.lower() for d in rel_dirs]
-    at = next((i for i, d in enumerate(lowered) if d in SPLIT_NAMES), None)
-    if at is None:
-        return rel_dirs[0], None
-    if at == 0:
-        return (rel_dirs[1] if len(rel_dirs) > 1 else None), lowered[0]
-    return rel_dirs[at - 1], lowered[at]
-
-
-def _tail_labels(path: Path) -> tuple[str | None, str | None]:
-    """Class and split from the last folders of a path, only for ``.../CLASS/SPLIT/file``."""
-    parent = path.parent
-    if parent.name.lower() in SPLIT_NAMES and parent.parent.name not in ("", ".", ".."):
-        return parent.parent.name, parent.name.lower()
-    return None, None
-
-
-def _is_supported(path: Path) -> bool:
-    return path.suffix.lower() in SUPPORTED_EXTENSIONS
-
-
-def _scan_directory(root: Path, prefix: tuple[str, ...] = ()) -> list[_Found]:
-    """Supported files under ``root``, recursively, hidden files and folders skipped.
-
-    ``prefix`` holds folders between a list file and ``root``, so a folder listed in a list file
-    gets its labels from the layout seen from the list file's folder.
-    """
-    found: list[tuple[tuple[str, ...], Path]] = []
-    for folder, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        rel_folder = Path(folder).relative_to(root).parts
-        for filename in filenames:
-            if filename.startswith(".") or not _is_supported(Path(filename)):
-                continue
-            found.append((rel_folder + (filename,), Path(folder) / filename))
-    found.sort(key=lambda item: item[0])  # compare path components, not joined strings
-    out = []
-    for rel_parts, path in found:
-        class_name, split = _layout_labels(prefix + rel_parts[:-1])
-        out.append(_Found(path, prefix + rel_parts, class_name, split))
-    return out
-
-
-def _read_list_file(list_path: Path) -> list[_Found]:
-    """Files named in a list file, one path per line, relative to the list file's folder."""
-    try:
-        lines = list_path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputFileError(list_path, f"cannot read list file ({_describe(exc)})") from exc
-    out: list[_Found] = []
-    for number, line in enumerate(lines, start=1):
-        entry = line.strip()
-        if not entry or entry.startswith("#"):
-            continue
-        entry_path = Path(entry).expanduser()
-        path = entry_path if entry_path.is_absolute() else list_path.parent / entry_path
-        if not path.exists():
-            raise InputFileError(
-                path, f"no such file or directory (listed in {list_path}:{number})"
-            )
-        # A relative entry inside the list's folder is laid out like a folder input would be;
-        # anything else only trusts the unambiguous .../CLASS/SPLIT/file tail.
-        inside = not entry_path.is_absolute() and ".." not in entry_path.parts
-        rel = tuple(part for part in entry_path.parts if part != ".") if inside else ()
-        if path.is_dir():
-            found = _scan_directory(path, prefix=rel)
-            if not found:
-                raise InputFileError(
-                    path, f"contains no supported shape files (listed in {list_path}:{number})"
-                )
-            out.extend(found)
-            continue
-        if not _is_supported(path):
-            raise InputFileError(
-                path,
-                f"{_unsupported_extension_problem(path.suffix.lower())} "
-                f"(listed in {list_path}:{number})",
-            )
-        class_name, split = _layout_labels(rel[:-1]) if inside else _tail_labels(path)
-        out.append(_Found(path, rel or (path.name,), class_name, split))
-    if not out:
-        raise InputFileError(list_path, "list file names no shape files")
-    return out
-
-
-def _unique_names(found: Sequence[_Found]) -> list[str]:
-    """File stems, disambiguated deterministically where two sources would share one.
-
-    Colliding stems are first prefixed with class and split (``chair_train_model``); names
-    still colliding are built from the whole relative path; any remaining ties get ``_2``,
-    ``_3``, ... in source order.
-    """
-    names = [f.path.stem for f in found]
-    counts = Counter(names)
-    names = [
-        "_".join(x for x in (f.class_name, f.split, n) if x) if counts[n] > 1 else n
-        for f, n in zip(found, names)
-    ]
-    counts = Counter(names)
-    names = [
-        "_".join((*f.rel_parts[:-1], Path(f.rel_parts[-1]).stem)) if counts[n] > 1 else n
-        for f, n in zip(found, names)
-    ]
-    taken = set(names)
-    used: set[str] = set()
-    unique = []
-    for name in names:
-        candidate, k = name, 1
-        # Skip suffixed names that another source already carries as its own name.
-        while candidate in used or (candidate != name and candidate in taken):
-            k += 1
-            candidate = f"{name}_{k}"
-        used.add(candidate)
-        unique.append(candidate)
-    return unique
-
-
-def discover_inputs(inputs: Sequence[PathLike]) -> list[ShapeSource]:
-    """Expand files, folders and list files into shape sources with unique names.
-
-    Each input is one of:
-
-    - a file with a supported extension (no class or split);
-    - a folder, searched recursively in sorted order for supported files (hidden files and
-      folders skipped); ModelNet-style ``ROOT/CLASS/{train,test,val}/FILE`` gives class and
-      split, ``ROOT/CLASS/FILE`` the class only, always relative to the folder given;
-    - a ``.txt``/``.lst`` file listing paths (files or folders) one per line, relative to the
-      list file's folder; ``#`` comments and blank lines are ignored.
-
-    Sources keep input order (folders sorted, lists in listed order); a file reached twice is
-    kept once, at its first position.
-
-    Raises:
-        InputFileError: an input or listed path is missing, a folder holds no supported file,
-            a file given or listed explicitly has an unsupported extension.
-        NrtoolError: ``inputs`` is empty.
-    """
-    if isinstance(inputs, (str, os.PathLike)):
-        inputs = [inputs]  # a lone path is an easy mistake; a str is a Sequence of chars
-    if not inputs:
-        raise NrtoolError("no input files given")
-    found: list[_Found] = []
-    for item in inputs:
-        p = Path(item).expanduser()
-        if not p.exists():
-            raise InputFileError(p, "no such file or directory")
-        if p.is_dir():
-            items = _scan_directory(p)
-            if not items:
-                raise InputFileError(
-                    p, f"contains no supported shape files ({' '.join(SUPPORTED_EXTENSIONS)})"
-                )
-            found.extend(items)
-        elif p.suffix.lower() in LIST_EXTENSIONS:
-            found.extend(_read_list_file(p))
-        elif _is_supported(p):
-            found.append(_Found(p, (p.name,), None, None))
-        else:
-            raise InputFileError(
-                p, _unsupported_extension_problem(p.suffix.lower()) + " (or a .txt/.lst list)"
-            )
-
-    seen: set[str] = set()
-    deduplicated = []
-    for f in found:
-        key = os.path.realpath(f.path)
-        if key not in seen:
-            seen.add(key)
-            deduplicated.append(f)
-    names = _unique_names(deduplicated)
-    return [
-        ShapeSource(path=str(f.path), name=name, class_name=f.class_name, split=f.split)
-        for f, name in zip(deduplicated, names)
-    ]

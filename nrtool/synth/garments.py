@@ -368,7 +368,7 @@ def make_garments(
     ``seed`` (item ``i`` depends only on ``(seed, category, i)``).
     """
     from nrtool.artifacts.core import atomic_folder, check_output_folder
-    from nrtool.io.shapes import save_mesh
+    from nrtool.io import save_mesh
 
     progress = progress or SilentProgress()
     if tops < 0 or bottoms < 0 or tops + bottoms == 0:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from nrtool.errors import NrtoolError
-from nrtool.io.shapes import save_mesh
+from nrtool.io import save_mesh
 
 __all__ = ["FAMILIES", "class_names", "make_mesh", "make_shape_dataset"]
 
