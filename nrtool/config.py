@@ -63,7 +63,8 @@ def _coerce(annotation: Any, value: Any) -> Any:
     if value is None:
         return None
     annotation = _strip_optional(annotation)
-    if isinstance(annotation, type) and issubclass(annotation, Config):
+    if isinstance(annotation, type) and hasattr(annotation, "from_dict"):
+        # Nested configs, and other plain records that know their dict form (a ChArUco board).
         return value if isinstance(value, annotation) else annotation.from_dict(value)
     if _is_tuple(annotation):
         args = typing.get_args(annotation)
@@ -81,7 +82,7 @@ def _coerce(annotation: Any, value: Any) -> Any:
 
 def _plain(value: Any) -> Any:
     """Plain JSON types: nested configs as dicts, tuples as lists."""
-    if isinstance(value, Config):
+    if isinstance(value, Config) or (dataclasses.is_dataclass(value) and hasattr(value, "to_dict")):
         return value.to_dict()
     if isinstance(value, (tuple, list)):
         return [_plain(v) for v in value]
@@ -96,6 +97,12 @@ class Config:
 
     #: What the settings are called in messages ("fit" -> "impossible fit settings: ...").
     WHAT: ClassVar[str] = "settings"
+    #: Validate when constructed (settings built directly from options, with no preset step).
+    VALIDATE_ON_INIT: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        if self.VALIDATE_ON_INIT:
+            self.validate()
 
     def checks(self) -> Mapping[str, bool]:
         """``{field: is its value possible}``; subclasses list what can be wrong."""

@@ -11,16 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nrtool.config import Presets, option
-from nrtool.training import LoopSettings
+from nrtool.heads.config import HeadSettings
 
 
 @dataclass(frozen=True)
-class PointNetConfig(LoopSettings):
+class PointNetConfig(HeadSettings):
     """Everything that determines a trained PointNet and the clouds it reads."""
 
     WHAT = "PointNet"
 
-    preset: str = ""
     widths: tuple[int, ...] = (64, 64, 64, 128, 1024)  # shared per-point MLP
     head: tuple[int, ...] = (512, 256)  # MLP after the max-pool
     dropout: float = 0.3
@@ -30,11 +29,9 @@ class PointNetConfig(LoopSettings):
     resolution: int = option(128, help="Marching-cubes grid of the sdf reconstructions.")
     voxel_resolution: int = option(64, help="Voxel grid of the occ reconstructions.")
     epochs: int = option(200, help="Training epochs.")
-    lr: float = option(1e-3, help="Adam learning rate (cosine schedule).")
+    lr: float = option(1e-3, help="AdamW learning rate (cosine schedule).")
     batch: int = option(32, help="Batch size.")
     weight_decay: float = 1e-4
-    val_fraction: float = option(0.1, help="Share of each class's train items kept for validation (when no 'val' split exists).")
-    seed: int = option(0, help="Seed of initialisation, split, sampling and shuffling.")
 
     def checks(self) -> dict[str, bool]:
         return {
@@ -47,10 +44,6 @@ class PointNetConfig(LoopSettings):
             "jitter": self.jitter >= 0,
             "resolution": self.resolution >= 8,
             "voxel_resolution": self.voxel_resolution >= 4,
-            "lr": self.lr > 0,
-            "batch": self.batch >= 2,  # BatchNorm cannot train on single-item batches
-            "weight_decay": self.weight_decay >= 0,
-            "val_fraction": 0 <= self.val_fraction < 1,
         }
 
 

@@ -10,6 +10,7 @@ import typer
 from nrtool.cli.app import app
 from nrtool.cli.common import (
     OPTIONS,
+    check_device,
     check_outputs,
     console,
     note,
@@ -39,24 +40,18 @@ def reconstruct(
 
     Example: `nrtool reconstruct inrs.h5 --out recon/ --metrics --json`
     """
-    from nrtool.errors import NrtoolError
     from nrtool.inr.reconstruction import (
         ReconstructionSettings,
         reconstruct_inrs,
         summarise,
     )
 
-    if resolution < 8 or voxel_resolution < 2 or points < 1:
-        raise NrtoolError("--resolution must be >= 8, --voxel-resolution >= 2 and --points >= 1")
-    if not 0 < threshold < 1:
-        raise NrtoolError("--threshold must be in (0, 1)")
-    if mesh_format not in ("obj", "ply", "off", "stl"):
-        raise NrtoolError(f"--mesh-format {mesh_format!r}: choose obj, ply, off or stl")
-    check_outputs(files=[preview], folders=[out])
     settings = ReconstructionSettings(
         resolution=resolution, points=points, voxel_resolution=voxel_resolution, threshold=threshold,
         source_units=not normalised, metrics=metrics, mesh_format=mesh_format,
     )
+    check_device(device)
+    check_outputs(files=[preview], folders=[out])
     header, results = reconstruct_inrs(
         inrs, out, settings, device=device, names=name, progress=progress(), overwrite=overwrite
     )

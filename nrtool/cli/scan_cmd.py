@@ -79,8 +79,7 @@ def scan(
 
     if calibrate == (intrinsics is not None):
         raise NrtoolError("pass exactly one of --intrinsics FILE and --calibrate")
-    if min_azimuth_step < 0 or max_reprojection_error <= 0 or min_corners < 4:
-        raise NrtoolError("need --min-azimuth-step >= 0, --max-reprojection-error > 0 and --min-corners >= 4")
+    filtering = FilterConfig(min_azimuth_step, max_reprojection_error, min_corners)
     if workers < 0:
         raise NrtoolError("--workers must be >= 0")
     charuco = ChArUcoBoard.parse(board, square, marker, dictionary, legacy, inverted)
@@ -92,7 +91,7 @@ def scan(
             raise NrtoolError(f"--splits takes three sizes (train,val,test), got {splits!r}")
         sizes = SplitSizes(*macro, train_subsets=_int_list(train_subsets, "--train-subsets"), octant_extra=octant_extra)
     check_outputs(files=[out])
-    data = run_scan(source, charuco, camera, FilterConfig(min_azimuth_step, max_reprojection_error, min_corners),
+    data = run_scan(source, charuco, camera, filtering,
                     sizes, seed=seed, every=every, workers=workers or None, embed_images=embed_images,
                     progress=progress(), warn=lambda message: note(f"warning: {message}"))
     write_scan(out, data, inputs=provenance([intrinsics] if intrinsics is not None else []), command=argv())

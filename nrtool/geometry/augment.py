@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from nrtool.artifacts.core import atomic_folder, check_output_folder
+from nrtool.config import Config
 from nrtool.errors import InputFileError, NrtoolError
 from nrtool.io import (
     Shape,
@@ -33,12 +34,15 @@ from nrtool.progress import Progress, SilentProgress
 
 
 @dataclass(frozen=True)
-class AugmentSettings:
+class AugmentSettings(Config):
     copies: int = 2
     scale_low: float = 0.85
     scale_high: float = 1.15
     jitter: float = 0.002  # std, as a fraction of the bounding-box diagonal
     seed: int = 0
+
+    WHAT = "augmentation"
+    VALIDATE_ON_INIT = True
 
     def validate(self) -> None:
         if self.copies < 1:

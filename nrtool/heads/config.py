@@ -15,29 +15,34 @@ from nrtool.training import LoopSettings
 
 
 @dataclass(frozen=True)
-class ClassifierConfig(LoopSettings):
+class HeadSettings(LoopSettings):
+    """What every classification head trains with (the classifier on embeddings, PointNet)."""
+
+    preset: str = ""
+    epochs: int = option(150, help="Training epochs.")
+    lr: float = option(1e-4, help="Learning rate (the schedule's maximum).")
+    batch: int = option(256, help="Batch size.")
+    weight_decay: float = 1e-2
+    val_fraction: float = option(0.1, help="Share of each class's train items kept for validation (when no 'val' split exists).")
+    seed: int = option(0, help="Seed of initialisation, validation split, sampling and shuffling.")
+
+    def checks(self) -> dict[str, bool]:
+        return {**super().checks(), "lr": self.lr > 0, "weight_decay": self.weight_decay >= 0,
+                "batch": self.batch >= 2,  # BatchNorm cannot train on single-item batches
+                "val_fraction": 0 <= self.val_fraction < 1}
+
+
+@dataclass(frozen=True)
+class ClassifierConfig(HeadSettings):
     """Everything that determines a trained classifier (and the loop that trains it)."""
 
     WHAT = "classifier"
 
-    preset: str = ""
     hidden: tuple[int, ...] = option((512, 256), help="Hidden layer sizes, one --hidden per layer.")
-    epochs: int = option(150, help="Training epochs.")
     lr: float = option(1e-4, help="Maximum learning rate of the one-cycle schedule.")
-    batch: int = option(256, help="Batch size (paper: 256).")
-    weight_decay: float = 1e-2
-    val_fraction: float = option(0.1, help="Share of each class's train items kept for validation (when no 'val' split exists).")
-    seed: int = option(0, help="Seed of the initialisation, validation split and shuffling.")
 
     def checks(self) -> dict[str, bool]:
-        return {
-            **super().checks(),
-            "hidden": len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden),
-            "lr": self.lr > 0,
-            "batch": self.batch >= 2,  # BatchNorm cannot train on single-item batches
-            "weight_decay": self.weight_decay >= 0,
-            "val_fraction": 0 <= self.val_fraction < 1,
-        }
+        return {**super().checks(), "hidden": len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden)}
 
 
 PRESETS: Presets[ClassifierConfig] = Presets(

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nrtool.artifacts.inrs import InrHeader, InrItem, load_inrs
+from nrtool.config import Config, option
 from nrtool.errors import InputFileError, NrtoolError
 from nrtool.progress import Progress, SilentProgress
 
@@ -30,14 +31,23 @@ FSCORE_THRESHOLD = 0.01
 
 
 @dataclass(frozen=True)
-class ReconstructionSettings:
-    resolution: int = 128  # marching-cubes grid for sdf
-    points: int = 30_000  # points for udf
-    voxel_resolution: int = 64  # voxel grid for occ
-    threshold: float = 0.4  # occupancy threshold
+class ReconstructionSettings(Config):
+    """How an INR becomes a shape (and where it is written)."""
+
+    WHAT = "reconstruction"
+    VALIDATE_ON_INIT = True
+
+    resolution: int = option(128, help="Marching-cubes grid (sdf).")
+    points: int = option(30_000, help="Points of a udf reconstruction.")
+    voxel_resolution: int = option(64, help="Voxel grid (occ).")
+    threshold: float = option(0.4, help="Occupancy threshold (occ).")
     source_units: bool = True  # write in the source's units (False: normalised frame)
     metrics: bool = False
-    mesh_format: str = "obj"
+    mesh_format: str = option("obj", help="obj | ply | off | stl.")
+
+    def checks(self) -> dict[str, bool]:
+        return {"resolution": self.resolution >= 8, "points": self.points >= 1, "voxel_resolution": self.voxel_resolution >= 2,
+                "threshold": 0 < self.threshold < 1, "mesh_format": self.mesh_format in ("obj", "ply", "off", "stl")}
 
 
 @dataclass

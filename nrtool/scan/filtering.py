@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nrtool.config import Config, option
+
 #: Reason codes, stored per dropped frame ("" = kept), each with a human detail string.
 UNREADABLE = "unreadable"  # the image file could not be read or decoded
 SIZE_MISMATCH = "size-mismatch"  # not the capture's image size
@@ -25,12 +27,20 @@ REASONS: tuple[str, ...] = (UNREADABLE, SIZE_MISMATCH, NO_BOARD, WEAK, COLLINEAR
 
 
 @dataclass(frozen=True)
-class FilterConfig:
+class FilterConfig(Config):
     """Thresholds of the frame filter (defaults: the thesis's 1.15 deg, and a 2 px pose error)."""
 
-    min_azimuth_step: float = 1.15  # degrees
-    max_reprojection_error: float = 2.0  # RMS pixels
-    min_corners: int = 6
+    WHAT = "frame filter"
+    VALIDATE_ON_INIT = True
+
+    min_azimuth_step: float = option(1.15, help="Drop frames that moved less than this azimuth (degrees) since the "
+                                     "previous posed one (the arm was moving).")
+    max_reprojection_error: float = option(2.0, help="Drop frames whose board reprojects worse than this RMS (pixels).")
+    min_corners: int = option(6, help="Drop frames with fewer ChArUco corners.")
+
+    def checks(self) -> dict[str, bool]:
+        return {"min_azimuth_step": self.min_azimuth_step >= 0, "max_reprojection_error": self.max_reprojection_error > 0,
+                "min_corners": self.min_corners >= 4}
 
 
 def azimuth_steps(azimuth: np.ndarray, posed: np.ndarray) -> np.ndarray:

@@ -20,14 +20,18 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from nrtool.config import Config
 from nrtool.errors import NrtoolError
 
 MACRO = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
-class SplitSizes:
+class SplitSizes(Config):
     """Views per split; the thesis's values are the defaults."""
+
+    WHAT = "split"
+    VALIDATE_ON_INIT = True
 
     train: int = 1000
     val: int = 500
@@ -35,7 +39,7 @@ class SplitSizes:
     train_subsets: tuple[int, ...] = (500, 250, 100)
     octant_extra: float = 0.1  # fraction of the out-of-octant views added to an octant sub-split
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         if min(self.train, self.val, self.test) < 1 or any(s < 1 for s in self.train_subsets):
             raise NrtoolError("split sizes must be at least 1")
         if any(s > self.train for s in self.train_subsets):

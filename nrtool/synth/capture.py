@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from nrtool.artifacts.core import atomic_folder, atomic_write_bytes
+from nrtool.config import Config
 from nrtool.errors import NrtoolError
 from nrtool.io.images import write_image
 from nrtool.scan.board import ChArUcoBoard
@@ -41,7 +42,7 @@ SUPERSAMPLE = 2
 
 
 @dataclass(frozen=True)
-class CaptureConfig:
+class CaptureConfig(Config):
     """The synthetic station. Defaults: a ~2.2k-frame capture at 960x720 (the real station films
     ~9000 frames at 1440x1080, i.e. ``frames_per_turn`` ~280)."""
 
@@ -61,7 +62,10 @@ class CaptureConfig:
     blur: float = 0.6  # Gaussian blur sigma, pixels
     seed: int = 0
 
-    def __post_init__(self) -> None:
+    WHAT = "capture"
+    VALIDATE_ON_INIT = True
+
+    def validate(self) -> None:
         if self.width < 64 or self.height < 64:
             raise NrtoolError("--size must be at least 64x64")
         if self.steps < 1 or self.frames_per_turn < 4 or self.descent_frames < 0 or self.turns <= 0:
