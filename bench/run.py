@@ -14,6 +14,7 @@ Sections (``--only`` picks some, comma-separated):
                    with all cores, vs the capture's 30 fps (``bench/scan_bench.py``).
 * ``garment``      garment network: encoder ms/garment, decode + MeshUDF at 128^3/256^3 vs plain
                    marching cubes, held-out Chamfer per preset (``bench/garment_bench.py``).
+* ``knn``          DGCNN's neighbour graph: PyTorch3D ``knn_points`` vs chunked ``cdist`` + ``topk``.
 
 Run ``make bench`` (all sections) or e.g.
 ``.venv/bin/python bench/run.py --quick --only batched,efficiency --json bench-out/quick.json``.
@@ -53,7 +54,7 @@ PSB = REPO.parent / "shared" / "data" / "psb"
 OUT = REPO / "bench-out"
 NRTOOL = Path(sys.executable).parent / "nrtool"
 
-SECTIONS = ("batched", "efficiency", "ground-truth", "quality", "inr2vec", "scan", "garment")
+SECTIONS = ("batched", "efficiency", "ground-truth", "quality", "inr2vec", "scan", "garment", "knn")
 DEFAULT_PRESETS = {
     "batched": ("tiny", "small"),
     "efficiency": ("tiny", "small", "paper"),
@@ -594,6 +595,35 @@ def bench_garment(bench: Bench) -> None:
                                               data=OUT / ("garment-data-quick" if bench.quick else "garment-data")))
 
 
+def bench_knn(bench: Bench) -> None:
+    """DGCNN's neighbour graph: PyTorch3D ``knn_points`` (what the encoder uses) vs the plain-torch
+    chunked ``cdist`` + ``topk`` fallback, same clouds, k = 16, median of 3 runs."""
+    from nrtool.garments.encoder import knn_indices, knn_indices_torch
+
+    heading("knn: DGCNN neighbour graph, PyTorch3D knn_points vs chunked cdist + topk (k = 16, batch 4)")
+    sizes = (1_024, 4_096) if bench.quick else (1_024, 4_096, 10_000)
+    rows = []
+    for count in sizes:
+        points = torch.rand(4, count, 3, generator=torch.Generator().manual_seed(count)).to(bench.device)
+
+        def timed(fn: Callable[[torch.Tensor, int], torch.Tensor]) -> float:
+            times = []
+            for _ in range(3):
+                if bench.device.type == "cuda":
+                    torch.cuda.synchronize()
+                started = time.perf_counter()
+                fn(points, 16)
+                if bench.device.type == "cuda":
+                    torch.cuda.synchronize()
+                times.append(time.perf_counter() - started)
+            return float(np.median(times))
+
+        ours, plain = timed(knn_indices), timed(knn_indices_torch)
+        rows.append({"points": count, "knn_points_s": ours, "cdist_topk_s": plain, "ratio": plain / ours})
+        say(f"  {count:>6} points: knn_points {ours:.3f} s, cdist+topk {plain:.3f} s, {plain / ours:.2f}x")
+    bench.record("knn", rows)
+
+
 SECTION_FUNCTIONS: dict[str, Callable[[Bench], None]] = {
     "batched": bench_batched,
     "efficiency": bench_efficiency,
@@ -602,6 +632,7 @@ SECTION_FUNCTIONS: dict[str, Callable[[Bench], None]] = {
     "inr2vec": bench_inr2vec,
     "scan": bench_scan,
     "garment": bench_garment,
+    "knn": bench_knn,
 }
 
 

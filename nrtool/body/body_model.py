@@ -450,6 +450,17 @@ def model_kind(data: dict[str, Any]) -> str:
     return "smpl" if "shapedirs" in data else "rigged"
 
 
+def _check_mesh(p: Path, vertices: np.ndarray, faces: np.ndarray, vertex_key: str, face_key: str) -> int:
+    """A body's rest mesh: ``(V, 3)`` vertices (V >= 4) and ``(F, 3)`` faces into them; returns V."""
+    if vertices.ndim != 2 or vertices.shape[1] != 3 or len(vertices) < 4:
+        raise InputFileError(p, f"{vertex_key} must have shape (V, 3), got {vertices.shape}")
+    if faces.ndim != 2 or faces.shape[1] != 3 or len(faces) == 0:
+        raise InputFileError(p, f"{face_key} must have shape (F, 3), got {faces.shape}")
+    if faces.min() < 0 or faces.max() >= len(vertices):
+        raise InputFileError(p, f"{face_key} refer{'s' if face_key == 'f' else ''} to vertices that do not exist")
+    return len(vertices)
+
+
 def _check_model_arrays(p: Path, data: dict[str, Any]) -> dict[str, Any]:
     missing = [key for key in REQUIRED_KEYS if key not in data]
     if missing:
@@ -461,13 +472,7 @@ def _check_model_arrays(p: Path, data: dict[str, Any]) -> dict[str, Any]:
         except (TypeError, ValueError) as exc:
             raise InputFileError(p, f"{key} is not a numeric array ({exc})") from exc
     v, faces = out["v_template"], out["f"]
-    if v.ndim != 2 or v.shape[1] != 3 or len(v) < 4:
-        raise InputFileError(p, f"v_template must have shape (V, 3), got {v.shape}")
-    n = len(v)
-    if faces.ndim != 2 or faces.shape[1] != 3 or len(faces) == 0:
-        raise InputFileError(p, f"f must have shape (F, 3), got {faces.shape}")
-    if faces.min() < 0 or faces.max() >= n:
-        raise InputFileError(p, "f refers to vertices that do not exist")
+    n = _check_mesh(p, v, faces, "v_template", "f")
     expected = {
         "weights": (n, NUM_JOINTS),
         "J_regressor": (NUM_JOINTS, n),
@@ -542,13 +547,7 @@ def _check_rigged_arrays(p: Path, data: dict[str, Any]) -> dict[str, Any]:
     faces = _rigged_array(p, data, RIGGED_KEYS["faces"], np.int64)
     weights = _rigged_array(p, data, RIGGED_KEYS["weights"], np.float64)
     parents = _rigged_parents(p, data)
-    if v.ndim != 2 or v.shape[1] != 3 or len(v) < 4:
-        raise InputFileError(p, f"vertices must have shape (V, 3), got {v.shape}")
-    n = len(v)
-    if faces.ndim != 2 or faces.shape[1] != 3 or len(faces) == 0:
-        raise InputFileError(p, f"faces must have shape (F, 3), got {faces.shape}")
-    if faces.min() < 0 or faces.max() >= n:
-        raise InputFileError(p, "faces refer to vertices that do not exist")
+    n = _check_mesh(p, v, faces, "vertices", "faces")
     if len(parents) != NUM_JOINTS:
         raise InputFileError(p, f"the skeleton has {len(parents)} joints; nrtool poses SMPL's {NUM_JOINTS} (72-d poses)")
     if any(not 0 <= parents[j] < j for j in range(1, NUM_JOINTS)):
