@@ -12,6 +12,8 @@ are never "empty" in that sense: an all-False grid is a valid grid (see :func:`v
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
@@ -21,6 +23,8 @@ ArrayLike = np.ndarray | torch.Tensor
 
 __all__ = [
     "chamfer_distance",
+    "chamfer_distances",
+    "pad_clouds",
     "fscore",
     "nearest_distances",
     "resample_voxels",
@@ -127,6 +131,54 @@ def chamfer_distance(a: ArrayLike, b: ArrayLike) -> float:
     d_ab = nearest_distances(a, b)
     d_ba = nearest_distances(b, a)
     return float(0.5 * (d_ab.mean() + d_ba.mean()))
+
+
+def pad_clouds(clouds: Sequence[np.ndarray | None]) -> tuple[torch.Tensor, torch.Tensor]:
+    """A list of ``(P_i, 3)`` clouds (``None`` = empty) as one ``(N, P_max, 3)`` float32 tensor,
+    zero-padded, with ``(N,)`` int64 lengths: the PyTorch3D layout of a batch of clouds."""
+    lengths = torch.tensor([0 if c is None else len(c) for c in clouds], dtype=torch.int64)
+    padded = torch.zeros(len(clouds), max(int(lengths.max()) if len(clouds) else 0, 1), 3)
+    for row, cloud in enumerate(clouds):
+        if cloud is not None and len(cloud):
+            padded[row, : len(cloud)] = torch.as_tensor(np.asarray(cloud, dtype=np.float32))
+    return padded, lengths
+
+
+def chamfer_distances(a: torch.Tensor, b: torch.Tensor, a_lengths: torch.Tensor | None = None,
+                      b_lengths: torch.Tensor | None = None, empty: float = float("nan")) -> torch.Tensor:
+    """:func:`chamfer_distance` of N pairs of clouds at once: ``a`` (N, P, 3), ``b`` (N, Q, 3),
+    padded, with their lengths (N,) (default: all full), PyTorch3D-style. Returns (N,) float64;
+    a pair where either cloud is empty gets ``empty``.
+
+    On CUDA one ``knn_points`` call with lengths does the whole batch; on the CPU each pair goes
+    through the KD-tree (brute force would be slower there, see DESIGN.md).
+    """
+    if a.ndim != 3 or b.ndim != 3 or a.shape[-1] != 3 or b.shape[-1] != 3 or len(a) != len(b):
+        raise NrtoolError(f"chamfer_distances: expected (N, P, 3) and (N, Q, 3), got {tuple(a.shape)} and {tuple(b.shape)}")
+    n = len(a)
+    a_lengths = a_lengths if a_lengths is not None else torch.full((n,), a.shape[1], dtype=torch.int64)
+    b_lengths = b_lengths if b_lengths is not None else torch.full((n,), b.shape[1], dtype=torch.int64)
+    out = torch.full((n,), empty, dtype=torch.float64)
+    full = (a_lengths > 0) & (b_lengths > 0)
+    if a.is_cuda and full.any():
+        try:
+            from pytorch3d.ops import knn_points
+        except ImportError:
+            knn_points = None
+        if knn_points is not None:
+            rows = full.nonzero().squeeze(1)
+            la, lb = a_lengths[rows].to(a.device), b_lengths[rows].to(a.device)
+            ab = knn_points(a[rows].float(), b[rows].float(), lengths1=la, lengths2=lb, K=1).dists[..., 0].clamp_min(0).sqrt()
+            ba = knn_points(b[rows].float(), a[rows].float(), lengths1=lb, lengths2=la, K=1).dists[..., 0].clamp_min(0).sqrt()
+            mask_a = torch.arange(a.shape[1], device=a.device)[None] < la[:, None]
+            mask_b = torch.arange(b.shape[1], device=a.device)[None] < lb[:, None]
+            mean_ab = (ab * mask_a).sum(1) / la
+            mean_ba = (ba * mask_b).sum(1) / lb
+            out[rows.cpu()] = (0.5 * (mean_ab + mean_ba)).double().cpu()
+            return out
+    for row in full.nonzero().squeeze(1).tolist():
+        out[row] = chamfer_distance(a[row, : int(a_lengths[row])], b[row, : int(b_lengths[row])])
+    return out
 
 
 def fscore(a: ArrayLike, b: ArrayLike, threshold: float = 0.01) -> float:

@@ -95,26 +95,26 @@ def validation_chamfer(model: Inr2vec, header: InrHeader, params: torch.Tensor, 
     one empty item weighs heavily without making the whole mean infinite. ``references`` are
     the INRs' own points from :func:`reference_points` (computed here when not given).
     """
-    from nrtool.geometry.metrics import chamfer_distance
+    from nrtool.geometry.metrics import chamfer_distances, pad_clouds
 
     if references is None:
         references = reference_points(header, params, resolution)
     model.eval()
-    distances = []
+    decoded_clouds = []
     with torch.no_grad():
         embeddings = model.encode(params)
-        for row, reference in enumerate(references):
+        for row in range(len(references)):
             emb = embeddings[row : row + 1]
 
             def decoded(points: torch.Tensor, _emb: torch.Tensor = emb) -> torch.Tensor:
                 return logits_to_field(header.field, model.decoder(_emb, points.unsqueeze(0))[0])  # type: ignore[arg-type]
 
-            ours = shape_points(header.field, decoded, resolution, params.device)
-            if ours is None or reference is None:
-                distances.append(EMPTY_PENALTY)
-            else:
-                distances.append(chamfer_distance(ours, reference))
-    return float(np.mean(distances))
+            decoded_clouds.append(shape_points(header.field, decoded, resolution, params.device))
+    ours, our_lengths = pad_clouds(decoded_clouds)
+    theirs, their_lengths = pad_clouds(list(references))
+    distances = chamfer_distances(ours.to(params.device), theirs.to(params.device), our_lengths, their_lengths,
+                                  empty=EMPTY_PENALTY)
+    return float(distances.mean())
 
 
 def _split_validation(items: Sequence[InrItem], count: int, seed: int) -> tuple[list[int], list[int]]:
