@@ -1,0 +1,74 @@
+"""Command-line promises shared by every command: bad options are refused before torch is
+imported, and a training stopped by --time-limit says so."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import run_cli
+
+BAD_OPTIONS = [
+    (["fit-inr", "x", "--out", "y.h5", "--preset", "bogus"], "unknown preset 'bogus'"),
+    (["fit-inr", "x", "--out", "y.h5", "--steps", "0"], "steps=0"),
+    (["fit-inr", "x", "--out", "y.h5", "--device", "tpu"], "unknown device 'tpu'"),
+    (["sample", "x", "--out", "y.h5", "--field", "nope"], "--field 'nope'"),
+    (["train", "inr2vec", "x.h5", "--out", "y.pt", "--epochs", "0"], "epochs=0"),
+    (["train", "classifier", "x.h5", "--out", "y.pt", "--preset", "huge"], "unknown preset 'huge'"),
+    (["train", "pointnet", "x.h5", "--out", "y.pt", "--batch", "1"], "batch=1"),
+    (["train", "garment", "x", "--out", "y.pt", "--lr", "-1"], "lr=-1.0"),
+    (["reconstruct", "x.h5", "--out", "r", "--resolution", "2"], "resolution=2"),
+]
+
+
+def test_bad_options_are_refused_before_torch_is_imported(tmp_path: Path) -> None:
+    """In a fresh interpreter (as the console script): one line, exit 2, torch never imported."""
+    script = (
+        "import sys, json\n"
+        "from nrtool.cli.main import invoke\n"
+        "code = invoke(json.loads(sys.argv[1]))\n"
+        "print(json.dumps({'code': code, 'torch': 'torch' in sys.modules}))\n"
+    )
+    for args, message in BAD_OPTIONS:
+        proc = subprocess.run([sys.executable, "-c", script, json.dumps(args)], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=120)
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        lines = proc.stderr.strip().splitlines()
+        assert result == {"code": 2, "torch": False}, (args, proc.stderr)
+        assert len(lines) == 1 and message in lines[0], (args, proc.stderr)
+
+
+@pytest.fixture()
+def small_embeddings(tmp_path: Path) -> Path:
+    from nrtool.artifacts.core import ItemInfo
+    from nrtool.artifacts.embeddings import Embeddings, write_embeddings
+
+    rng = np.random.default_rng(0)
+    vectors, items = [], []
+    for c in range(2):
+        for i in range(12):
+            vectors.append(rng.normal(loc=3.0 * c, size=8))
+            items.append(ItemInfo(f"c{c}_{i:02d}", f"class{c}", "train", "", len(items), np.zeros(3), 1.0))
+    path = tmp_path / "emb.h5"
+    write_embeddings(path, Embeddings(np.array(vectors, dtype=np.float32), items))
+    return path
+
+
+def test_time_limit_stops_training_and_says_so(small_embeddings: Path, tmp_path: Path) -> None:
+    out = tmp_path / "clf.pt"
+    args = ["train", "classifier", small_embeddings, "--out", out, "--epochs", "100000", "--time-limit", "0.001"]
+    report = json.loads(run_cli(*args, "--json", "--quiet").stdout)
+    assert report["stopped_by_time_limit"] is True
+    assert report["epochs"] < report["epochs_asked"] == 100000
+    assert report["history"][-1]["epoch"] == report["epochs"] and "val_accuracy" in report["history"][-1]
+    assert out.exists() and not out.with_name(out.name + ".partial").exists()
+    text = run_cli(*args, "--restart").stdout
+    assert "stopped by --time-limit after epoch" in text and "of 100000" in text
+    # Without a limit nothing is said about one.
+    report = json.loads(run_cli("train", "classifier", small_embeddings, "--out", out, "--epochs", "2", "--json",
+                                "--quiet").stdout)
+    assert report["stopped_by_time_limit"] is False and report["epochs"] == 2
