@@ -1,15 +1,39 @@
-"""Shared fixtures: run the real `nrtool` console script, make small datasets."""
+"""Shared fixtures: run nrtool (in process or as the real console script), make small datasets.
+
+Heavy artifacts (fitted INRs, a trained inr2vec chain, a garment model) are built once per
+session, in process, and kept in pytest's cache (``.pytest_cache/d/nrtool-fixtures``) under a
+key made of every ``nrtool/**/*.py`` file's bytes, the versions of the libraries that compute
+them, the fixture's parameters and the source of its builder: a second run on unchanged code
+reuses them, any edit to nrtool rebuilds them. ``pytest --cache-clear`` (or ``-p
+no:cacheprovider``) starts from nothing, like a fresh clone. Shared artifacts are read-only
+for tests: a test that edits one copies it first; the session checks at its end that none was
+changed (see :class:`SharedArtifacts`).
+"""
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import inspect
+import json
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+# Torch's OpenMP threads busy-wait for each other by default: on a loaded machine (another job on
+# the 2 cores) two spinning threads slow each other down. Measured here, 4 garment epochs + 6
+# INR fits: idle 15.5 s + 5.8 s either way; with 3 busy processes beside it 72.7 s + 56.5 s by
+# default, 44.5 s + 20.4 s passive (one thread: 60.6 s + 26.1 s). Set before torch is imported;
+# subprocesses inherit it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -23,7 +47,7 @@ class Result:
     stderr: str
 
 
-def assert_clean_failure(result: "Result", mentions: str, *outputs: Path) -> None:
+def assert_clean_failure(result: Result, mentions: str, *outputs: Path) -> None:
     """Non-zero exit, exactly one stderr line naming ``mentions``, no traceback, no outputs."""
     assert result.returncode != 0
     lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
@@ -35,7 +59,12 @@ def assert_clean_failure(result: "Result", mentions: str, *outputs: Path) -> Non
 
 
 def run_nrtool(*args: str, cwd: Path | None = None, check: bool = True, timeout: float = 600) -> Result:
-    """Run the installed `nrtool` entry point (the same one a user runs)."""
+    """Run the installed `nrtool` entry point (the same one a user runs).
+
+    For the end-to-end checks of the console script only (start-up, signals, exit codes of a
+    real process); everything else uses :func:`run_cli`, which is the same code minus the
+    interpreter start-up and the re-imports.
+    """
     env = {**os.environ, "COLUMNS": "200"}
     proc = subprocess.run(
         [str(NRTOOL), *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
@@ -66,21 +95,196 @@ def run_cli(*args: str, check: bool = True) -> Result:
     return result
 
 
-@pytest.fixture(scope="session")
-def synth_shapes(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small procedural labelled mesh dataset: 2 classes x 3 shapes (2 train / 1 test)."""
-    out = tmp_path_factory.mktemp("shapes")
-    run_nrtool("synth", "shapes", "--out", out, "--classes", "2", "--per-class", "3", "--seed", "1", "--test-fraction", "0.34")
-    return out
+# ---------------------------------------------------------------- shared, cached artifacts
+
+
+@functools.cache
+def code_version() -> str:
+    """sha256 of every nrtool/**/*.py file (path and bytes) and of the computing libraries' versions."""
+    digest = hashlib.sha256()
+    for path in sorted((REPO / "nrtool").rglob("*.py")):
+        digest.update(path.relative_to(REPO).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    for dist in ("torch", "numpy", "scipy", "trimesh", "open3d", "scikit-image", "h5py", "opencv-python-headless",
+                 "opencv-contrib-python-headless", "opencv-python", "smplx"):
+        try:
+            digest.update(f"{dist}={metadata.version(dist)}\0".encode())
+        except metadata.PackageNotFoundError:
+            pass
+    return digest.hexdigest()
+
+
+MANIFEST = ".nrtool-fixture.json"
+
+
+def _manifest(folder: Path) -> dict[str, str]:
+    """{relative path: sha256} of every file below ``folder`` (the manifest itself left out)."""
+    files = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.name != MANIFEST:
+            files[path.relative_to(folder).as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return files
+
+
+def _builder_source(build: Callable[[Path], None]) -> str:
+    """``build``'s source, with that of the test-module functions and the constants it names."""
+    names: set[str] = set()
+    codes = [build.__code__]
+    while codes:
+        code = codes.pop()
+        names.update(code.co_names)
+        codes += [c for c in code.co_consts if inspect.iscode(c)]
+    parts = [inspect.getsource(build)]
+    for name in sorted(names):
+        value = build.__globals__.get(name)
+        if inspect.isfunction(value) and value.__module__ == build.__module__:
+            parts.append(inspect.getsource(value))
+        elif isinstance(value, (str, int, float, tuple, list, dict)):
+            parts.append(f"{name} = {value!r}")
+    return "\n".join(parts)
+
+
+class SharedArtifacts:
+    """Folders of artifacts built once and shared by the session's tests (see the module docstring).
+
+    ``get(name, params, build)`` returns a folder that ``build(folder)`` filled. With pytest's
+    cache it lives in ``nrtool-fixtures/NAME-KEY`` and is reused by later sessions while the
+    key (code version, ``params``, ``build``'s source) is the same and every file is as it was
+    written; without the cache it is built in the session's temporary folder. Built in place
+    (artifacts record absolute input paths), marked complete by the manifest written last.
+    """
+
+    def __init__(self, config: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> None:
+        cache = getattr(config, "cache", None)
+        self.root = Path(cache.mkdir("nrtool-fixtures")) if cache is not None else None
+        self.tmp_path_factory = tmp_path_factory
+        self.handed_out: dict[Path, dict[str, str]] = {}
+        self.timings: dict[str, str] = {}
+
+    def get(self, name: str, params: dict, build: Callable[[Path], None]) -> Path:
+        import time
+
+        key = hashlib.sha256(json.dumps({"code": code_version(), "params": params, "build": _builder_source(build)},
+                                        sort_keys=True, default=str).encode()).hexdigest()[:16]
+        if self.root is None:
+            folder = self.tmp_path_factory.mktemp(name) / "shared"
+        else:
+            folder = self.root / f"{name}-{key}"
+            manifest = folder / MANIFEST
+            if manifest.is_file():
+                recorded = json.loads(manifest.read_text())
+                if recorded == _manifest(folder):
+                    self.handed_out[folder] = recorded
+                    self.timings[name] = "reused from the cache"
+                    return folder
+            for stale in self.root.glob(f"{name}-*"):  # older code versions, or a damaged copy
+                shutil.rmtree(stale)
+        folder.mkdir(parents=True)
+        started = time.perf_counter()
+        build(folder)
+        self.timings[name] = f"built in {time.perf_counter() - started:.0f} s"
+        recorded = _manifest(folder)
+        (folder / MANIFEST).write_text(json.dumps(recorded, indent=1))
+        self.handed_out[folder] = recorded
+        return folder
+
+    def check_untouched(self) -> list[str]:
+        """Shared folders whose files a test changed, added or removed (their cache entry is dropped)."""
+        changed = []
+        for folder, recorded in self.handed_out.items():
+            if folder.is_dir() and _manifest(folder) != recorded:
+                changed.append(str(folder))
+                (folder / MANIFEST).unlink(missing_ok=True)
+        return changed
+
+
+SHARED_KEY = pytest.StashKey["SharedArtifacts"]()
 
 
 @pytest.fixture(scope="session")
-def fitted_inrs(synth_shapes: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def shared_artifacts(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """The session's :class:`SharedArtifacts`; at the end, fails if a test changed a shared folder."""
+    shared = SharedArtifacts(request.config, tmp_path_factory)
+    request.config.stash[SHARED_KEY] = shared
+    yield shared
+    changed = shared.check_untouched()
+    assert not changed, f"tests wrote into shared fixtures (copy them first): {changed}"
+
+
+# ---------------------------------------------------------------- datasets shared by several modules
+
+
+@pytest.fixture(scope="session")
+def synth_shapes(shared_artifacts: SharedArtifacts) -> Path:
+    """A small procedural labelled mesh dataset: 2 classes x 3 shapes (2 train / 1 test). Read it;
+    never write to it (copy what a test edits)."""
+
+    def build(folder: Path) -> None:
+        run_cli("synth", "shapes", "--out", folder / "shapes", "--classes", "2", "--per-class", "3", "--seed", "1",
+                "--test-fraction", "0.34", "--quiet")
+
+    return shared_artifacts.get("synth-shapes", {}, build) / "shapes"
+
+
+@pytest.fixture(scope="session")
+def fitted_inrs(synth_shapes: Path, shared_artifacts: SharedArtifacts) -> Path:
     """The session's procedural shapes fitted once (tiny preset, 60 steps): an ``inrs`` artifact
     for tests that need real INRs but not good ones. Read it; never write to it."""
-    out = tmp_path_factory.mktemp("fitted") / "inrs.h5"
-    run_cli("fit-inr", synth_shapes, "--out", out, "--preset", "tiny", "--steps", "60", "--quiet")
-    return out
+
+    def build(folder: Path) -> None:
+        run_cli("fit-inr", synth_shapes, "--out", folder / "inrs.h5", "--preset", "tiny", "--steps", "60", "--quiet")
+
+    return shared_artifacts.get("fitted-inrs", {"shapes": str(synth_shapes)}, build) / "inrs.h5"
+
+
+@pytest.fixture(scope="session")
+def synth_body(shared_artifacts: SharedArtifacts) -> Path:
+    """`nrtool synth body --resolution 0.03` (~2.6k vertices: fast, still a full humanoid); its
+    ``--json`` summary is ``body.json`` beside it."""
+
+    def build(folder: Path) -> None:
+        result = run_cli("synth", "body", "--out", folder / "body.npz", "--resolution", "0.03", "--json")
+        (folder / "body.json").write_text(result.stdout)
+
+    return shared_artifacts.get("synth-body", {}, build) / "body.npz"
+
+
+#: How the shared top model is trained (`nrtool train garment DATA --out top.pt ...`).
+TOP_TRAINING = ("--category", "top", "--preset", "tiny", "--epochs", "15", "--val", "2", "--val-every", "1000",
+                "--device", "cpu", "--quiet")
+
+
+@pytest.fixture(scope="session")
+def garment_models(synth_body: Path, shared_artifacts: SharedArtifacts) -> dict[str, Path]:
+    """Procedural garments on the shared body and two tiny models trained on them, for every test
+    that needs a trained garment network (read-only):
+
+    - ``train``: `synth garments --tops 16 --bottoms 4 --seed 0` (coarse: 0.03 m);
+    - ``held``: 4 tops and a bottom of another seed (11), never trained on;
+    - ``top``: a top model trained for a fixed 15 epochs of 3 steps (seeded: the same model on
+      any machine; ~45 s on a quiet CPU), 2 tops held out and validated once, at the end;
+    - ``bottom``: a bottom model of one epoch (only its category matters).
+    """
+
+    def build(folder: Path) -> None:
+        run_cli("synth", "garments", "--body", synth_body, "--out", folder / "train", "--tops", "16", "--bottoms", "4",
+                "--resolution", "0.03", "--seed", "0", "--no-preview", "--quiet")
+        run_cli("synth", "garments", "--body", synth_body, "--out", folder / "held", "--tops", "4", "--bottoms", "1",
+                "--resolution", "0.03", "--seed", "11", "--no-preview", "--quiet")
+        run_cli("train", "garment", folder / "train", "--out", folder / "top.pt", *TOP_TRAINING)
+        run_cli("train", "garment", folder / "train", "--category", "bottom", "--out", folder / "bottom.pt",
+                "--preset", "tiny", "--epochs", "1", "--val", "1", "--val-resolution", "16", "--device", "cpu", "--quiet")
+
+    folder = shared_artifacts.get("garment-models", {"body": str(synth_body), "top": TOP_TRAINING}, build)
+    return {"root": folder, "body": synth_body, "train": folder / "train", "held": folder / "held",
+            "top": folder / "top.pt", "bottom": folder / "bottom.pt"}
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    shared = config.stash.get(SHARED_KEY, None)
+    if shared is not None and shared.timings:
+        terminalreporter.write_sep("-", "shared fixtures")
+        for name, timing in shared.timings.items():
+            terminalreporter.write_line(f"{name}: {timing}")
 
 
 def sample_cloud(mesh_path: Path, n: int = 20_000, seed: int = 0) -> np.ndarray:

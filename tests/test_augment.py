@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from conftest import assert_clean_failure, run_cli
 
 from nrtool.io import discover_inputs, load_shape
-from tests.conftest import assert_clean_failure, run_nrtool
 
 
 def test_copies_keep_class_and_split_and_change_proportions(synth_shapes: Path, tmp_path: Path) -> None:
     out = tmp_path / "aug"
-    run_nrtool("augment", synth_shapes, "--out", out, "--copies", "2", "--scale", "0.8", "1.25", "--seed", "3")
+    run_cli("augment", synth_shapes, "--out", out, "--copies", "2", "--scale", "0.8", "1.25", "--seed", "3")
     originals = discover_inputs([synth_shapes])
     train = [s for s in originals if s.split == "train"]
     copies = discover_inputs([out])
@@ -32,12 +32,12 @@ def test_copies_keep_class_and_split_and_change_proportions(synth_shapes: Path, 
 
 def test_same_seed_same_copies_and_refusals(synth_shapes: Path, tmp_path: Path) -> None:
     first, second = tmp_path / "a", tmp_path / "b"
-    run_nrtool("augment", synth_shapes, "--out", first, "--copies", "1")
-    run_nrtool("augment", synth_shapes, "--out", second, "--copies", "1")
+    run_cli("augment", synth_shapes, "--out", first, "--copies", "1")
+    run_cli("augment", synth_shapes, "--out", second, "--copies", "1")
     for path in sorted(first.rglob("*.ply")):
         twin = second / path.relative_to(first)
         assert np.array_equal(load_shape(path).vertices, load_shape(twin).vertices)
-    result = run_nrtool("augment", synth_shapes, "--out", first, check=False)
+    result = run_cli("augment", synth_shapes, "--out", first, check=False)
     assert_clean_failure(result, str(first))
-    result = run_nrtool("augment", synth_shapes, "--out", tmp_path / "c", "--scale", "1.2", "0.8", check=False)
+    result = run_cli("augment", synth_shapes, "--out", tmp_path / "c", "--scale", "1.2", "0.8", check=False)
     assert_clean_failure(result, "--scale", tmp_path / "c")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_clean_failure, run_nrtool
+from conftest import assert_clean_failure, run_cli, run_nrtool
 
 from nrtool.body import amass
 from nrtool.body.body_model import (
@@ -24,16 +24,13 @@ from nrtool.errors import InputFileError
 from nrtool.synth import poses as synth_poses
 from nrtool.synth.body import JOINTS, SHAPE_DIRECTIONS
 
-RES = 0.03  # ~2.6k vertices: fast, still a full humanoid
-
 
 @pytest.fixture(scope="module")
-def body_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("body") / "body.npz"
-    result = run_nrtool("synth", "body", "--out", out, "--resolution", str(RES), "--json")
-    summary = json.loads(result.stdout)
+def body_file(synth_body: Path) -> Path:
+    """The session's `synth body --resolution 0.03` (read-only), checked against its --json summary."""
+    summary = json.loads((synth_body.parent / "body.json").read_text())
     assert summary["joints"] == 24 and summary["betas"] == 10
-    return out
+    return synth_body
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +41,7 @@ def model(body_file: Path) -> BodyModel:
 @pytest.fixture(scope="module")
 def motions(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("motions")
-    run_nrtool("synth", "poses", "--out", out, "--seconds", "0.5", "--fps", "120", "--betas-scale", "0.5")
+    run_cli("synth", "poses", "--out", out, "--seconds", "0.5", "--fps", "120", "--betas-scale", "0.5")
     return out
 
 
@@ -265,7 +262,7 @@ def test_pkl_with_other_classes_is_refused(tmp_path: Path, body_file: Path) -> N
         load_pickle_restricted(other)
     # Through the CLI: one line, no traceback, no output folder, no side effect.
     out = tmp_path / "out"
-    result = run_nrtool("body", "pose", "--body-model", evil, "--pose", _tiny_motion(tmp_path), "--out", out, check=False)
+    result = run_cli("body", "pose", "--body-model", evil, "--pose", _tiny_motion(tmp_path), "--out", out, check=False)
     assert_clean_failure(result, "evil.pkl", out)
     assert "refusing" in result.stderr and not marker.exists()
 
@@ -421,6 +418,7 @@ def test_body_pose_writes_meshes_and_contact_sheet(tmp_path: Path, body_file: Pa
     from nrtool.io import load_shape
 
     out = tmp_path / "walk"
+    # The installed entry point, end to end.
     result = run_nrtool("body", "pose", "--body-model", body_file, "--pose", motions / "walk.npz", "--out", out, "--fps", "30", "--sheet-frames", "3", "--json")
     summary = json.loads(result.stdout)
     assert summary["frames"] == 15 and summary["fps"] == 30 and summary["up_axis"] == "y"
@@ -436,7 +434,7 @@ def test_body_pose_writes_meshes_and_contact_sheet(tmp_path: Path, body_file: Pa
     assert image.shape[0] > 200 and (image[..., :3] < 0.9).mean() > 0.02  # something drawn
     assert not list(tmp_path.glob(".walk.*"))  # no temporary folder left
     # A second run refuses to overwrite unless --force.
-    again = run_nrtool("body", "pose", "--body-model", body_file, "--pose", motions / "walk.npz", "--out", out, check=False)
+    again = run_cli("body", "pose", "--body-model", body_file, "--pose", motions / "walk.npz", "--out", out, check=False)
     assert_clean_failure(again, str(out))
     assert len(list(out.glob("frame_*.obj"))) == 15
 
@@ -445,13 +443,13 @@ def test_body_pose_h5_artifact(tmp_path: Path, body_file: Path, motions: Path) -
     from nrtool.artifacts.body_sequence import read_body_sequence
 
     out = tmp_path / "squat"
-    run_nrtool("body", "pose", "-m", body_file, "-p", motions / "squat.npz", "-o", out, "--format", "h5", "--every", "10", "--sheet-frames", "0", "--separate-arms", "10")
+    run_cli("body", "pose", "-m", body_file, "-p", motions / "squat.npz", "-o", out, "--format", "h5", "--every", "10", "--sheet-frames", "0", "--separate-arms", "10")
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["body_sequence.h5"]  # hidden: the folder marker
     seq = read_body_sequence(out / "body_sequence.h5")
     assert seq["vertices"].shape[0] == 6 and seq["vertices"].shape[2] == 3
     assert seq["transforms"].shape == (6, 24, 4, 4) and seq["poses"].shape == (6, 72)
     assert seq["attrs"]["nrtool_kind"] == "body-sequence" and seq["attrs"]["up_axis"] == "y"
-    info = run_nrtool("info", out / "body_sequence.h5")
+    info = run_cli("info", out / "body_sequence.h5")
     assert "body-sequence" in info.stdout and "transforms" in info.stdout
 
 
@@ -459,9 +457,9 @@ def test_body_pose_bad_inputs(tmp_path: Path, body_file: Path) -> None:
     out = tmp_path / "out"
     wrong = tmp_path / "wrong.npz"
     np.savez(wrong, poses=np.zeros((3, 99)), mocap_framerate=120.0)
-    result = run_nrtool("body", "pose", "--body-model", body_file, "--pose", wrong, "--out", out, check=False)
+    result = run_cli("body", "pose", "--body-model", body_file, "--pose", wrong, "--out", out, check=False)
     assert_clean_failure(result, "wrong.npz: poses has 99 columns", out)
-    result = run_nrtool("body", "pose", "--body-model", tmp_path / "nope.pkl", "--pose", _tiny_motion(tmp_path), "--out", out, check=False)
+    result = run_cli("body", "pose", "--body-model", tmp_path / "nope.pkl", "--pose", _tiny_motion(tmp_path), "--out", out, check=False)
     assert_clean_failure(result, "nope.pkl", out)
 
 

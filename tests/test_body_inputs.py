@@ -27,8 +27,6 @@ from nrtool.errors import InputFileError, NrtoolError
 from nrtool.synth.body import JOINTS
 from nrtool.synth.poses import make_motion
 
-RES = 0.03  # ~2.6k vertices
-
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -36,10 +34,9 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def body_file(folder: Path) -> Path:
-    out = folder / "body.npz"
-    run_cli("synth", "body", "--out", out, "--resolution", str(RES))
-    return out
+def body_file(synth_body: Path) -> Path:
+    """The session's `synth body --resolution 0.03` (~2.6k vertices; read-only)."""
+    return synth_body
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,6 @@
-"""fit-inr / reconstruct / merge / info through the real `nrtool` entry point."""
+"""fit-inr / reconstruct / merge / info: in process (``run_cli``, the console script's error boundary),
+plus end-to-end runs of the installed `nrtool`: a fit-inr -> reconstruct round trip, --version and
+--help, a run killed mid-way and resumed, a run killed before its first item, and Ctrl-C (exit 130)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from conftest import (
     assert_clean_failure,
     psb_test_meshes,
     requires_psb,
+    run_cli,
     run_nrtool,
     sample_cloud,
 )
@@ -31,8 +34,8 @@ def params_of(path: Path) -> tuple[list[str], np.ndarray]:
 
 def test_mesh_sdf_round_trip(synth_shapes: Path, tmp_path: Path) -> None:
     out = tmp_path / "inrs.h5"
-    run_nrtool("fit-inr", synth_shapes, "--out", out, "--preset", "tiny", "--quiet")
-    info = json.loads(run_nrtool("info", out, "--json").stdout)
+    run_nrtool("fit-inr", synth_shapes, "--out", out, "--preset", "tiny", "--quiet")  # the installed entry point
+    info = json.loads(run_cli("info", out, "--json").stdout)
     assert info["kind"] == "inrs" and info["items"] == 6
     assert info["attributes"]["field"] == "sdf"
     assert info["per_split"] == {"test": 2, "train": 4}
@@ -46,11 +49,11 @@ def test_mesh_sdf_round_trip(synth_shapes: Path, tmp_path: Path) -> None:
     # A rerun (e.g. after an interruption) reuses finished files and redoes only missing ones.
     kept = {p: p.stat().st_mtime_ns for p in meshes[1:]}
     meshes[0].unlink()
-    rerun = json.loads(run_nrtool("reconstruct", out, "--out", tmp_path / "recon", "--metrics", "--json",
+    rerun = json.loads(run_cli("reconstruct", out, "--out", tmp_path / "recon", "--metrics", "--json",
                                   "--resolution", "96", "--quiet").stdout)
     assert meshes[0].exists() and all(p.stat().st_mtime_ns == t for p, t in kept.items())
     assert abs(rerun["chamfer_mean"] - report["chamfer_mean"]) < 1e-3
-    other = run_nrtool("reconstruct", out, "--out", tmp_path / "recon", "--resolution", "64", check=False)
+    other = run_cli("reconstruct", out, "--out", tmp_path / "recon", "--resolution", "64", check=False)
     assert other.returncode == 2 and "--overwrite" in other.stderr
 
 
@@ -60,10 +63,10 @@ def test_point_cloud_udf_round_trip(synth_shapes: Path, tmp_path: Path) -> None:
     for mesh in sorted(synth_shapes.glob("*/train/*.ply"))[:3]:
         np.save(clouds / f"{mesh.stem}.npy", sample_cloud(mesh))
     out = tmp_path / "udf.h5"
-    run_nrtool("fit-inr", clouds, "--out", out, "--preset", "tiny", "--quiet")
+    run_cli("fit-inr", clouds, "--out", out, "--preset", "tiny", "--quiet")
     with h5py.File(out, "r") as handle:
         assert handle.attrs["field"] == "udf"
-    report = json.loads(run_nrtool("reconstruct", out, "--out", tmp_path / "recon", "--metrics", "--json", "--quiet").stdout)
+    report = json.loads(run_cli("reconstruct", out, "--out", tmp_path / "recon", "--metrics", "--json", "--quiet").stdout)
     # F-score@0.01 is bounded by the clouds' own spacing (20k points here); a failed fit scores ~0.02.
     assert report["chamfer_mean"] < 0.03, report
     assert report["fscore_mean"] > 0.3, report
@@ -79,8 +82,8 @@ def test_voxel_occ_round_trip(tmp_path: Path) -> None:
     save_binvox(grids / "ball.binvox", (x**2 + y**2 + z**2) < 0.6**2)
     save_binvox(grids / "slab.binvox", (np.abs(x) < 0.7) & (np.abs(y) < 0.25) & (np.abs(z) < 0.5))
     out = tmp_path / "occ.h5"
-    run_nrtool("fit-inr", grids, "--out", out, "--preset", "tiny", "--quiet")
-    report = json.loads(run_nrtool("reconstruct", out, "--out", tmp_path / "recon", "--metrics", "--json",
+    run_cli("fit-inr", grids, "--out", out, "--preset", "tiny", "--quiet")
+    report = json.loads(run_cli("reconstruct", out, "--out", tmp_path / "recon", "--metrics", "--json",
                                    "--voxel-resolution", "32", "--quiet").stdout)
     assert report["field"] == "occ"
     assert report["iou_mean"] > 0.85, report
@@ -91,8 +94,8 @@ def test_voxel_occ_round_trip(tmp_path: Path) -> None:
 def test_real_psb_mesh_round_trip(tmp_path: Path) -> None:
     meshes = psb_test_meshes()[::40][:2]
     out = tmp_path / "psb.h5"
-    run_nrtool("fit-inr", *meshes, "--out", out, "--preset", "tiny", "--quiet")
-    report = json.loads(run_nrtool("reconstruct", out, "--out", tmp_path / "recon", "--metrics", "--json", "--quiet").stdout)
+    run_cli("fit-inr", *meshes, "--out", out, "--preset", "tiny", "--quiet")
+    report = json.loads(run_cli("reconstruct", out, "--out", tmp_path / "recon", "--metrics", "--json", "--quiet").stdout)
     assert report["chamfer_mean"] < 0.05, report
 
 
@@ -101,10 +104,10 @@ def test_real_psb_mesh_round_trip(tmp_path: Path) -> None:
 
 def test_same_seed_gives_identical_parameters(synth_shapes: Path, tmp_path: Path) -> None:
     args = ["--preset", "tiny", "--steps", "40", "--quiet"]
-    run_nrtool("fit-inr", synth_shapes, "--out", tmp_path / "a.h5", *args)
-    run_nrtool("fit-inr", synth_shapes, "--out", tmp_path / "b.h5", *args, "--batch", "4")
+    run_cli("fit-inr", synth_shapes, "--out", tmp_path / "a.h5", *args)
+    run_cli("fit-inr", synth_shapes, "--out", tmp_path / "b.h5", *args, "--batch", "4")
     names_a, params_a = params_of(tmp_path / "a.h5")
-    run_nrtool("fit-inr", synth_shapes, "--out", tmp_path / "a2.h5", *args)
+    run_cli("fit-inr", synth_shapes, "--out", tmp_path / "a2.h5", *args)
     names_b, params_b = params_of(tmp_path / "b.h5")
     assert names_a == names_b
     np.testing.assert_array_equal(params_of(tmp_path / "a2.h5")[1], params_a)
@@ -113,42 +116,42 @@ def test_same_seed_gives_identical_parameters(synth_shapes: Path, tmp_path: Path
     with h5py.File(tmp_path / "a.h5", "r") as handle:
         init = handle["shared_init"][()]
     assert not np.allclose(params_a[0], init), "parameters never moved from the shared init"
-    run_nrtool("fit-inr", synth_shapes, "--out", tmp_path / "c.h5", "--preset", "tiny", "--steps", "40", "--seed", "1", "--quiet")
+    run_cli("fit-inr", synth_shapes, "--out", tmp_path / "c.h5", "--preset", "tiny", "--steps", "40", "--seed", "1", "--quiet")
     assert not np.allclose(params_of(tmp_path / "c.h5")[1], params_a)
 
 
 def test_shards_merge_back_to_the_full_run(synth_shapes: Path, tmp_path: Path) -> None:
     args = ["--preset", "tiny", "--steps", "30", "--quiet"]
-    run_nrtool("fit-inr", synth_shapes, "--out", tmp_path / "full.h5", *args)
-    run_nrtool("fit-inr", synth_shapes, "--out", tmp_path / "s2.h5", "--shard", "2/2", *args)
-    run_nrtool("fit-inr", synth_shapes, "--out", tmp_path / "s1.h5", "--shard", "1/2", *args)
+    run_cli("fit-inr", synth_shapes, "--out", tmp_path / "full.h5", *args)
+    run_cli("fit-inr", synth_shapes, "--out", tmp_path / "s2.h5", "--shard", "2/2", *args)
+    run_cli("fit-inr", synth_shapes, "--out", tmp_path / "s1.h5", "--shard", "1/2", *args)
     assert len(params_of(tmp_path / "s1.h5")[0]) == 3
-    run_nrtool("merge", tmp_path / "s2.h5", tmp_path / "s1.h5", "--out", tmp_path / "merged.h5")
+    run_cli("merge", tmp_path / "s2.h5", tmp_path / "s1.h5", "--out", tmp_path / "merged.h5")
     names_full, params_full = params_of(tmp_path / "full.h5")
     names_merged, params_merged = params_of(tmp_path / "merged.h5")
     assert names_merged == names_full
     np.testing.assert_allclose(params_merged, params_full, atol=1e-6)
     # A file with another architecture is refused.
-    run_nrtool("fit-inr", synth_shapes, "--out", tmp_path / "wide.h5", "--hidden", "32", "--shard", "1/6", *args)
-    bad = run_nrtool("merge", tmp_path / "s1.h5", tmp_path / "wide.h5", "--out", tmp_path / "bad.h5", check=False)
+    run_cli("fit-inr", synth_shapes, "--out", tmp_path / "wide.h5", "--hidden", "32", "--shard", "1/6", *args)
+    bad = run_cli("merge", tmp_path / "s1.h5", tmp_path / "wide.h5", "--out", tmp_path / "bad.h5", check=False)
     assert bad.returncode != 0 and "wide.h5" in bad.stderr and "hidden" in bad.stderr
     assert not (tmp_path / "bad.h5").exists()
 
 
 def test_rerun_resumes_and_other_settings_are_refused(synth_shapes: Path, tmp_path: Path) -> None:
     out = tmp_path / "inrs.h5"
-    run_nrtool("fit-inr", synth_shapes / "class_00" if (synth_shapes / "class_00").exists() else synth_shapes,
+    run_cli("fit-inr", synth_shapes / "class_00" if (synth_shapes / "class_00").exists() else synth_shapes,
                "--out", out, "--preset", "tiny", "--steps", "20", "--shard", "1/3", "--quiet")
     before = params_of(out)
-    again = json.loads(run_nrtool("fit-inr", synth_shapes, "--out", out, "--preset", "tiny", "--steps", "20", "--json", "--quiet").stdout)
+    again = json.loads(run_cli("fit-inr", synth_shapes, "--out", out, "--preset", "tiny", "--steps", "20", "--json", "--quiet").stdout)
     assert again["skipped"] == 2 and again["fitted"] == 4 and again["total"] == 6
     names, params = params_of(out)
     for name, row in zip(*before):
         np.testing.assert_array_equal(params[names.index(name)], row)
-    refused = run_nrtool("fit-inr", synth_shapes, "--out", out, "--preset", "tiny", "--steps", "25", check=False)
+    refused = run_cli("fit-inr", synth_shapes, "--out", out, "--preset", "tiny", "--steps", "25", check=False)
     assert refused.returncode == 2
     assert str(out) in refused.stderr and "steps" in refused.stderr and "Traceback" not in refused.stderr
-    run_nrtool("fit-inr", synth_shapes, "--out", out, "--preset", "tiny", "--steps", "25", "--overwrite", "--quiet")
+    run_cli("fit-inr", synth_shapes, "--out", out, "--preset", "tiny", "--steps", "25", "--overwrite", "--quiet")
     with h5py.File(out, "r") as handle:
         assert json.loads(handle.attrs["fit_config"])["steps"] == 25
 
@@ -156,30 +159,51 @@ def test_rerun_resumes_and_other_settings_are_refused(synth_shapes: Path, tmp_pa
 # ---------------------------------------------------------------- interruption
 
 
+#: Steps per INR in the interruption tests: what they check is which items are fitted and that
+#: resumed ones are bit-identical, not how well; few steps keep three fits of six items short.
+KILL_STEPS = ("--steps", "60")
+#: How long a started fit may take to show that it is fitting (start-up and imports included):
+#: generous, for a slow or busy machine; the tests wait for the evidence, never for a fixed time.
+START_DEADLINE_S = 300
+
+
 def _start_fit(inputs: Path, out: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen([str(NRTOOL), "fit-inr", str(inputs), "--out", str(out), "--preset", "tiny",
                              "--batch", "1", "--quiet", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
+def _wait_until(proc: subprocess.Popen, done, what: str) -> None:
+    """Poll ``done()`` until it holds; fail if the process ends first or START_DEADLINE_S passes."""
+    deadline = time.monotonic() + START_DEADLINE_S
+    while not done():
+        if proc.poll() is not None:
+            raise AssertionError(f"fit-inr ended ({proc.returncode}) before {what}: {proc.stderr.read().decode()}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            raise AssertionError(f"no sign of {what} after {START_DEADLINE_S} s")
+        time.sleep(0.01)
+
+
 def test_killed_run_resumes_with_every_item_once(synth_shapes: Path, tmp_path: Path) -> None:
     out = tmp_path / "inrs.h5"
     parts = tmp_path / "inrs.h5.parts"
-    proc = _start_fit(synth_shapes, out)
-    deadline = time.time() + 120
-    while time.time() < deadline and len(list(parts.glob("batch-*.npz"))) < 2:
-        time.sleep(0.05)
+    proc = _start_fit(synth_shapes, out, *KILL_STEPS)
+    # Evidence that fitting is under way: two finished part files (one INR per batch here).
+    _wait_until(proc, lambda: len(list(parts.glob("batch-*.npz"))) >= 2, "two finished batches in OUT.parts/")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     finished = len(list(parts.glob("batch-*.npz")))
     assert 2 <= finished < 6, "the kill should land mid-run"
     assert not out.exists(), "a killed run must not leave a file under the final name"
-    report = json.loads(run_nrtool("fit-inr", synth_shapes, "--out", out, "--preset", "tiny", "--batch", "1", "--json", "--quiet").stdout)
+    report = json.loads(run_cli("fit-inr", synth_shapes, "--out", out, "--preset", "tiny", "--batch", "1", *KILL_STEPS,
+                                "--json", "--quiet").stdout)
     assert report["fitted"] == 6 - finished and report["total"] == 6
     assert not parts.exists()
     names, params = params_of(out)
     assert len(names) == len(set(names)) == 6
     # Resumed INRs are the very ones an uninterrupted run gives.
-    run_nrtool("fit-inr", synth_shapes, "--out", tmp_path / "clean.h5", "--preset", "tiny", "--batch", "1", "--quiet")
+    run_cli("fit-inr", synth_shapes, "--out", tmp_path / "clean.h5", "--preset", "tiny", "--batch", "1", *KILL_STEPS, "--quiet")
     clean_names, clean_params = params_of(tmp_path / "clean.h5")
     assert clean_names == names
     np.testing.assert_array_equal(params, clean_params)
@@ -187,13 +211,30 @@ def test_killed_run_resumes_with_every_item_once(synth_shapes: Path, tmp_path: P
 
 def test_run_killed_before_any_item_leaves_no_output(synth_shapes: Path, tmp_path: Path) -> None:
     out = tmp_path / "inrs.h5"
+    parts = tmp_path / "inrs.h5.parts"
     proc = _start_fit(synth_shapes, out, "--steps", "100000")
-    time.sleep(4)
+    # Evidence that it is fitting its first item: the run's settings recorded in OUT.parts/.
+    _wait_until(proc, (parts / "settings.json").is_file, "OUT.parts/settings.json")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not out.exists()
-    assert not list((tmp_path / "inrs.h5.parts").glob("batch-*.npz")) if (tmp_path / "inrs.h5.parts").exists() else True
+    assert not list(parts.glob("batch-*.npz"))
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".h5") or ".tmp" in p.name]
+
+
+def test_ctrl_c_exits_130_and_keeps_finished_batches(synth_shapes: Path, tmp_path: Path) -> None:
+    """SIGINT (Ctrl-C) to the installed `nrtool`: exit status 130, one line saying how to resume,
+    no output under the final name, finished batches kept for the rerun."""
+    out = tmp_path / "inrs.h5"
+    parts = tmp_path / "inrs.h5.parts"
+    proc = _start_fit(synth_shapes, out, *KILL_STEPS)
+    _wait_until(proc, lambda: len(list(parts.glob("batch-*.npz"))) >= 1, "a finished batch in OUT.parts/")
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=START_DEADLINE_S)
+    assert proc.returncode == 130, stderr
+    assert stderr.decode().strip().splitlines() == ["nrtool: interrupted (rerun the same command to resume)"]
+    assert not out.exists()
+    assert 1 <= len(list(parts.glob("batch-*.npz"))) < 6
 
 
 # ---------------------------------------------------------------- bad input
@@ -217,7 +258,7 @@ def test_bad_inputs_fail_in_one_line(tmp_path: Path, filename: str, content: byt
         cloud[5, 1] = np.nan
         np.save(path, cloud)
     out = tmp_path / "out.h5"
-    result = run_nrtool("fit-inr", path, "--out", out, "--quiet", check=False)
+    result = run_cli("fit-inr", path, "--out", out, "--quiet", check=False)
     assert_clean_failure(result, str(path), out)
     if problem:
         assert problem in result.stderr.lower()
@@ -231,7 +272,7 @@ def test_open_mesh_with_sdf_is_refused(tmp_path: Path) -> None:
     mesh = tmp_path / "open.obj"
     save_mesh(mesh, vertices, faces)
     out = tmp_path / "out.h5"
-    result = run_nrtool("fit-inr", mesh, "--out", out, "--field", "sdf", check=False)
+    result = run_cli("fit-inr", mesh, "--out", out, "--field", "sdf", check=False)
     assert_clean_failure(result, str(mesh), out)
     assert "open" in result.stderr or "watertight" in result.stderr
 
@@ -241,34 +282,38 @@ def test_wrong_artifact_kind_and_impossible_options(synth_shapes: Path, tmp_path
     with h5py.File(fake, "w") as handle:
         handle.attrs["nrtool_kind"] = "embeddings"
         handle.attrs["nrtool_schema"] = 1
-    result = run_nrtool("reconstruct", fake, "--out", tmp_path / "recon", check=False)
+    result = run_cli("reconstruct", fake, "--out", tmp_path / "recon", check=False)
     assert_clean_failure(result, str(fake))
     assert "'embeddings'" in result.stderr and "'inrs'" in result.stderr
     plain = tmp_path / "plain.h5"
     h5py.File(plain, "w").close()
-    assert_clean_failure(run_nrtool("info", plain, check=False), str(plain))
+    assert_clean_failure(run_cli("info", plain, check=False), str(plain))
     notes = tmp_path / "notes.h5"
     notes.write_text("not hdf5")
-    assert_clean_failure(run_nrtool("reconstruct", notes, "--out", tmp_path / "r2", check=False), str(notes))
+    assert_clean_failure(run_cli("reconstruct", notes, "--out", tmp_path / "r2", check=False), str(notes))
     out = tmp_path / "out.h5"
-    shard = run_nrtool("fit-inr", synth_shapes, "--out", out, "--shard", "3/2", check=False)
+    shard = run_cli("fit-inr", synth_shapes, "--out", out, "--shard", "3/2", check=False)
     assert_clean_failure(shard, "3/2", out)
-    assert_clean_failure(run_nrtool("fit-inr", synth_shapes, "--out", out, "--lr", "-1", check=False), "lr", out)
-    assert_clean_failure(run_nrtool("fit-inr", synth_shapes, "--out", out, "--preset", "huge", check=False), "huge", out)
-    assert_clean_failure(run_nrtool("fit-inr", tmp_path / "missing", "--out", out, check=False), "missing", out)
-    debug = run_nrtool("--debug", "fit-inr", tmp_path / "missing", "--out", out, check=False)
-    assert debug.returncode != 0 and "Traceback" in debug.stderr
+    assert_clean_failure(run_cli("fit-inr", synth_shapes, "--out", out, "--lr", "-1", check=False), "lr", out)
+    assert_clean_failure(run_cli("fit-inr", synth_shapes, "--out", out, "--preset", "huge", check=False), "huge", out)
+    assert_clean_failure(run_cli("fit-inr", tmp_path / "missing", "--out", out, check=False), "missing", out)
+    # --debug lets the error through the boundary: Python prints its traceback.
+    from nrtool.errors import NrtoolError
+
+    with pytest.raises(NrtoolError, match="missing"):
+        run_cli("--debug", "fit-inr", tmp_path / "missing", "--out", out)
+    assert not out.exists()
 
 
 def test_version_and_help_list_every_command() -> None:
     from nrtool import __version__
 
-    assert run_nrtool("--version").stdout.strip() == f"nrtool {__version__}"
+    assert run_nrtool("--version").stdout.strip() == f"nrtool {__version__}"  # the installed entry point
     help_text = run_nrtool("--help").stdout
     for command in ("fit-inr", "reconstruct", "merge", "info", "synth"):
         assert command in help_text
     for command in (["fit-inr"], ["reconstruct"], ["merge"], ["info"], ["synth", "shapes"]):
-        assert "Example" in run_nrtool(*command, "--help").stdout
+        assert "Example" in run_cli(*command, "--help").stdout
 
 
 # ---------------------------------------------------------------- precomputed ground truth
@@ -278,10 +323,10 @@ def test_samples_artifact_fits_like_shapes_without_geometry_libraries(synth_shap
     import sys
 
     samples = tmp_path / "samples.h5"
-    run_nrtool("sample", synth_shapes, "--out", samples, "--quiet")
-    info = json.loads(run_nrtool("info", samples, "--json").stdout)
+    run_cli("sample", synth_shapes, "--out", samples, "--quiet")
+    info = json.loads(run_cli("info", samples, "--json").stdout)
     assert info["kind"] == "samples" and info["items"] == 6
-    run_nrtool("fit-inr", synth_shapes, "--out", tmp_path / "direct.h5", "--steps", "30", "--quiet")
+    run_cli("fit-inr", synth_shapes, "--out", tmp_path / "direct.h5", "--steps", "30", "--quiet")
     # A bare GPU node: the geometry stack is missing, only torch + h5py (+ the CLI's typer/rich).
     blocked = ("open3d", "trimesh", "pykdtree", "skimage", "scipy", "matplotlib")
     script = (
@@ -297,5 +342,5 @@ def test_samples_artifact_fits_like_shapes_without_geometry_libraries(synth_shap
     names_gpu, params_gpu = params_of(tmp_path / "gpu.h5")
     assert names_gpu == names_direct
     np.testing.assert_array_equal(params_gpu, params_direct)
-    wrong = run_nrtool("fit-inr", samples, "--out", tmp_path / "x.h5", "--field", "udf", check=False)
+    wrong = run_cli("fit-inr", samples, "--out", tmp_path / "x.h5", "--field", "udf", check=False)
     assert_clean_failure(wrong, str(samples), tmp_path / "x.h5")

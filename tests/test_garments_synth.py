@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_clean_failure, run_nrtool
+from conftest import assert_clean_failure, run_cli
 
 from nrtool.garments.files import load_garment
 from nrtool.geometry.topology import boundary_edges
@@ -17,12 +17,10 @@ RES = 0.02
 
 
 @pytest.fixture(scope="module")
-def garments(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
-    root = tmp_path_factory.mktemp("garments")
-    body = root / "body.npz"
-    run_nrtool("synth", "body", "--out", body, "--resolution", "0.03")
-    out = root / "garments"
-    run_nrtool("synth", "garments", "--body", body, "--out", out, "--tops", "4", "--bottoms", "2", "--resolution", str(RES), "--seed", "3")
+def garments(synth_body: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
+    body = synth_body  # the session's (read-only)
+    out = tmp_path_factory.mktemp("garments") / "garments"
+    run_cli("synth", "garments", "--body", body, "--out", out, "--tops", "4", "--bottoms", "2", "--resolution", str(RES), "--seed", "3")
     index = json.loads((out / "garments.json").read_text())
     return body, out, index
 
@@ -158,9 +156,9 @@ def test_clip_mesh_cuts_exactly_and_keeps_orientation() -> None:
 def test_bad_inputs_fail_cleanly(tmp_path: Path, garments) -> None:
     body = garments[0]
     out = tmp_path / "g"
-    result = run_nrtool("synth", "garments", "--body", tmp_path / "missing.npz", "--out", out, check=False)
+    result = run_cli("synth", "garments", "--body", tmp_path / "missing.npz", "--out", out, check=False)
     assert_clean_failure(result, "missing.npz", out)
-    result = run_nrtool("synth", "garments", "--body", body, "--out", out, "--tops", "0", "--bottoms", "0", check=False)
+    result = run_cli("synth", "garments", "--body", body, "--out", out, "--tops", "0", "--bottoms", "0", check=False)
     assert_clean_failure(result, "--tops", out)
-    result = run_nrtool("synth", "garments", "--body", body, "--out", garments[1], "--tops", "1", "--bottoms", "0", check=False)
+    result = run_cli("synth", "garments", "--body", body, "--out", garments[1], "--tops", "1", "--bottoms", "0", check=False)
     assert_clean_failure(result, "not empty")

@@ -1,4 +1,5 @@
-"""Classifier and retrieval heads on embeddings, through the real `nrtool` entry point."""
+"""Classifier and retrieval heads on embeddings, through the CLI (in process; one classification
+through the installed `nrtool`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from conftest import assert_clean_failure, run_nrtool
+from conftest import assert_clean_failure, run_cli, run_nrtool
 
 from nrtool.artifacts.core import ItemInfo
 from nrtool.artifacts.embeddings import Embeddings, write_embeddings
@@ -40,13 +41,18 @@ def make_embeddings(
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
-    """(embeddings, checkpoint, training summary): one tiny training shared by the tests."""
-    folder = tmp_path_factory.mktemp("heads")
-    emb = make_embeddings(folder / "emb.h5")
-    model = folder / "clf.pt"
-    report = json.loads(run_nrtool("train", "classifier", emb, "--out", model, "--preset", "tiny", "--json", "-q").stdout)
-    return emb, model, {**report, **report["details"]}
+def trained(shared_artifacts) -> tuple[Path, Path, dict]:
+    """(embeddings, checkpoint, training summary): one tiny training shared by the tests (cached; read-only)."""
+
+    def build(folder: Path) -> None:
+        make_embeddings(folder / "emb.h5")
+        result = run_cli("train", "classifier", folder / "emb.h5", "--out", folder / "clf.pt", "--preset", "tiny",
+                         "--json", "-q")
+        (folder / "report.json").write_text(result.stdout)
+
+    folder = shared_artifacts.get("heads-classifier", {}, build)
+    report = json.loads((folder / "report.json").read_text())
+    return folder / "emb.h5", folder / "clf.pt", {**report, **report["details"]}
 
 
 # ---------------------------------------------------------------- classifier
@@ -59,6 +65,7 @@ def test_train_then_classify_the_test_split(trained: tuple[Path, Path, dict], tm
     assert summary["val_items"] == 9 and summary["train_items"] == 81
     assert Path(summary["curves"]).stat().st_size > 0
     out = tmp_path / "pred.h5"
+    # The installed entry point, end to end: a trained checkpoint classifies.
     report = json.loads(run_nrtool("classify", emb, "--model", model, "--out", out, "--split", "test", "--json").stdout)
     assert report["items"] == 30 and report["evaluated"] == 30
     assert report["accuracy"] > 0.9, report  # chance is 1/3
@@ -76,10 +83,10 @@ def test_train_then_classify_the_test_split(trained: tuple[Path, Path, dict], tm
         np.testing.assert_allclose(probabilities.sum(1), 1.0, atol=1e-5)
         np.testing.assert_array_equal(predicted, probabilities.argmax(1))
         assert abs(float((predicted == labels).mean()) - report["accuracy"]) < 1e-9
-    info = json.loads(run_nrtool("info", out, "--json").stdout)
+    info = json.loads(run_cli("info", out, "--json").stdout)
     assert info["kind"] == "predictions" and info["per_split"] == {"test": 30}
     # The human-readable report: per-class table and confusion matrix, plus an explicit --plot.
-    text = run_nrtool("classify", emb, "--model", model, "--out", tmp_path / "p2.h5", "--split", "test",
+    text = run_cli("classify", emb, "--model", model, "--out", tmp_path / "p2.h5", "--split", "test",
                       "--plot", tmp_path / "cm.png").stdout
     assert "accuracy" in text and "confusion" in text and "class2" in text
     assert (tmp_path / "cm.png").exists() and not (tmp_path / "p2.confusion.png").exists()
@@ -163,18 +170,18 @@ def test_retrieval_math_on_a_hand_made_example() -> None:
 
 def test_retrieve_separated_and_shuffled(tmp_path: Path) -> None:
     emb = make_embeddings(tmp_path / "emb.h5")
-    result = json.loads(run_nrtool("retrieve", emb, "--k", "1", "5", "10", "--json").stdout)
+    result = json.loads(run_cli("retrieve", emb, "--k", "1", "5", "10", "--json").stdout)
     assert set(result) >= {"map@1", "map@5", "map@10"}
     assert result["map@1"] > 0.9 and result["same_set"] and result["queries"] == 120
     shuffled = make_embeddings(tmp_path / "shuffled.h5", shuffle_labels=True)
-    noise = json.loads(run_nrtool("retrieve", shuffled, "--k", "1,5", "--json").stdout)
+    noise = json.loads(run_cli("retrieve", shuffled, "--k", "1,5", "--json").stdout)
     assert noise["map@1"] < 0.6 and noise["map@5"] < 0.6, noise  # chance ~1/3
     # Test queries against the train gallery of the same file.
-    cross = json.loads(run_nrtool("retrieve", emb, "--split", "test", "--gallery", emb, "--gallery-split", "train",
+    cross = json.loads(run_cli("retrieve", emb, "--split", "test", "--gallery", emb, "--gallery-split", "train",
                                   "--k", "1", "--json").stdout)
     assert cross["queries"] == 30 and cross["gallery"] == 90 and cross["map@1"] > 0.9
-    assert "mAP@1" in run_nrtool("retrieve", emb, "--k", "1").stdout
-    too_many = run_nrtool("retrieve", emb, "--split", "test", "--k", "30", check=False)
+    assert "mAP@1" in run_cli("retrieve", emb, "--k", "1").stdout
+    too_many = run_cli("retrieve", emb, "--split", "test", "--k", "30", check=False)
     assert_clean_failure(too_many, str(emb))
 
 
@@ -185,13 +192,13 @@ def test_retrieve_png_grid(tmp_path: Path) -> None:
 
     emb = make_embeddings(tmp_path / "emb.h5")
     png = tmp_path / "grid.png"
-    run_nrtool("retrieve", emb, "--k", "1", "4", "--png", png, "--png-rows", "3")
+    run_cli("retrieve", emb, "--k", "1", "4", "--png", png, "--png-rows", "3")
     width, height = Image.open(png).size
     assert (width, height) == (round(1.9 * 5 * 90), round(2.1 * 3 * 90))  # query + 4 neighbours, 3 rows
     # One query per class first, then in order.
     assert _grid_queries(np.array(["a", "a", "b", "c", "b"]), 4) == [0, 2, 3, 1]
     missing_folder = tmp_path / "nowhere" / "grid.png"
-    assert_clean_failure(run_nrtool("retrieve", emb, "--png", missing_folder, check=False), "nowhere")
+    assert_clean_failure(run_cli("retrieve", emb, "--png", missing_folder, check=False), "nowhere")
 
 
 def test_retrieve_png_grid_reuses_the_scored_neighbour_search(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -226,45 +233,45 @@ def test_bad_inputs_fail_in_one_line(trained: tuple[Path, Path, dict], tmp_path:
     with h5py.File(wrong_kind, "w") as handle:
         handle.attrs["nrtool_kind"] = "inrs"
         handle.attrs["nrtool_schema"] = 1
-    result = run_nrtool("classify", wrong_kind, "--model", model, "--out", out, check=False)
+    result = run_cli("classify", wrong_kind, "--model", model, "--out", out, check=False)
     assert_clean_failure(result, str(wrong_kind), out)
     assert "'inrs'" in result.stderr and "'embeddings'" in result.stderr
-    assert_clean_failure(run_nrtool("train", "classifier", wrong_kind, "--out", tmp_path / "c.pt", check=False),
+    assert_clean_failure(run_cli("train", "classifier", wrong_kind, "--out", tmp_path / "c.pt", check=False),
                           str(wrong_kind), tmp_path / "c.pt")
-    assert_clean_failure(run_nrtool("retrieve", wrong_kind, check=False), str(wrong_kind))
+    assert_clean_failure(run_cli("retrieve", wrong_kind, check=False), str(wrong_kind))
 
     missing = tmp_path / "missing.pt"
-    assert_clean_failure(run_nrtool("classify", emb, "--model", missing, "--out", out, check=False), str(missing), out)
+    assert_clean_failure(run_cli("classify", emb, "--model", missing, "--out", out, check=False), str(missing), out)
     empty = tmp_path / "empty.pt"
     empty.write_bytes(b"")
-    assert_clean_failure(run_nrtool("classify", emb, "--model", empty, "--out", out, check=False), str(empty), out)
+    assert_clean_failure(run_cli("classify", emb, "--model", empty, "--out", out, check=False), str(empty), out)
     garbage = tmp_path / "garbage.pt"
     garbage.write_text("not a checkpoint")
-    assert_clean_failure(run_nrtool("classify", emb, "--model", garbage, "--out", out, check=False), str(garbage), out)
+    assert_clean_failure(run_cli("classify", emb, "--model", garbage, "--out", out, check=False), str(garbage), out)
 
     pickled = tmp_path / "objects.pt"
     import torch
 
     torch.save({"format": "nrtool-classifier", "path": Path("x")}, pickled)  # arbitrary objects: refused
-    assert_clean_failure(run_nrtool("classify", emb, "--model", pickled, "--out", out, check=False), str(pickled), out)
+    assert_clean_failure(run_cli("classify", emb, "--model", pickled, "--out", out, check=False), str(pickled), out)
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(model.read_bytes()[:300])
-    assert_clean_failure(run_nrtool("classify", emb, "--model", truncated, "--out", out, check=False), str(truncated), out)
+    assert_clean_failure(run_cli("classify", emb, "--model", truncated, "--out", out, check=False), str(truncated), out)
 
     narrow = make_embeddings(tmp_path / "narrow.h5", dim=16)
-    result = run_nrtool("classify", narrow, "--model", model, "--out", out, check=False)
+    result = run_cli("classify", narrow, "--model", model, "--out", out, check=False)
     assert_clean_failure(result, str(model), out)
     assert "32-d" in result.stderr and "16-d" in result.stderr
 
     empty_h5 = tmp_path / "empty.h5"
     empty_h5.write_bytes(b"")
-    assert_clean_failure(run_nrtool("classify", empty_h5, "--model", model, "--out", out, check=False), str(empty_h5), out)
-    assert_clean_failure(run_nrtool("train", "classifier", empty_h5, "--out", tmp_path / "c.pt", check=False),
+    assert_clean_failure(run_cli("classify", empty_h5, "--model", model, "--out", out, check=False), str(empty_h5), out)
+    assert_clean_failure(run_cli("train", "classifier", empty_h5, "--out", tmp_path / "c.pt", check=False),
                           str(empty_h5), tmp_path / "c.pt")
-    assert_clean_failure(run_nrtool("retrieve", empty_h5, check=False), str(empty_h5))
+    assert_clean_failure(run_cli("retrieve", empty_h5, check=False), str(empty_h5))
     assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
 
 
 def test_help_has_examples() -> None:
     for command in (["train", "classifier"], ["classify"], ["retrieve"]):
-        assert "Example" in run_nrtool(*command, "--help").stdout
+        assert "Example" in run_cli(*command, "--help").stdout

@@ -9,16 +9,24 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from conftest import assert_clean_failure, run_nrtool
+from conftest import assert_clean_failure, run_cli, run_nrtool
 
 from nrtool.artifacts.inrs import load_inrs as load_inrs_items
 
 
 @pytest.fixture(scope="module")
-def tiny_inrs(synth_shapes: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("inr2vec") / "inrs.h5"
-    run_nrtool("fit-inr", synth_shapes, "--out", out, "--preset", "tiny", "--steps", "60", "--quiet")
-    return out
+def tiny_inrs(fitted_inrs: Path) -> Path:
+    """The session's 6 INRs (tiny preset, 60 steps; read-only)."""
+    return fitted_inrs
+
+
+@pytest.fixture(scope="module")
+def two_epoch_model(tiny_inrs: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """inr2vec trained for 2 epochs on ``tiny_inrs``: a checkpoint for the commands to run on (read-only)."""
+    model = tmp_path_factory.mktemp("inr2vec") / "inr2vec.pt"
+    run_cli("train", "inr2vec", tiny_inrs, "--out", model, "--epochs", "2", "--batch", "4", "--queries", "1000",
+            "--lr", "1e-3", "--quiet")
+    return model
 
 
 def test_weight_matrix_stacks_hidden_layers_as_rows() -> None:
@@ -47,6 +55,7 @@ def test_encoder_ignores_row_order() -> None:
 
 def test_train_then_encode_through_the_cli(tiny_inrs: Path, tmp_path: Path) -> None:
     model = tmp_path / "inr2vec.pt"
+    # Training through the installed entry point, end to end; then encoding with its checkpoint.
     report = json.loads(run_nrtool("train", "inr2vec", tiny_inrs, "--out", model, "--epochs", "3", "--batch", "4",
                                    "--queries", "1000", "--lr", "1e-3", "--json", "--quiet").stdout)
     assert len(report["history"]) == 3 and 1 <= report["best_epoch"] <= 3
@@ -55,7 +64,7 @@ def test_train_then_encode_through_the_cli(tiny_inrs: Path, tmp_path: Path) -> N
     checkpoint = torch.load(model, weights_only=True)  # plain tensors and types only
     assert checkpoint["inr"]["field"] == "sdf"
     emb = tmp_path / "emb.h5"
-    run_nrtool("encode", tiny_inrs, "--model", model, "--out", emb, "--quiet")
+    run_cli("encode", tiny_inrs, "--model", model, "--out", emb, "--quiet")
     with h5py.File(emb, "r") as handle, h5py.File(tiny_inrs, "r") as source:
         assert handle.attrs["nrtool_kind"] == "embeddings"
         assert handle["embeddings"].shape == (6, 256)
@@ -66,11 +75,11 @@ def test_train_then_encode_through_the_cli(tiny_inrs: Path, tmp_path: Path) -> N
         assert [Path(i["path"]).name for i in inputs] == ["inrs.h5", "inr2vec.pt"]
 
 
-def test_encode_refuses_other_inrs_and_bad_models(tiny_inrs: Path, synth_shapes: Path, tmp_path: Path) -> None:
-    model = tmp_path / "inr2vec.pt"
-    run_nrtool("train", "inr2vec", tiny_inrs, "--out", model, "--epochs", "1", "--batch", "4", "--queries", "500", "--quiet")
+def test_encode_refuses_other_inrs_and_bad_models(tiny_inrs: Path, two_epoch_model: Path, synth_shapes: Path,
+                                                  tmp_path: Path) -> None:
+    model = two_epoch_model
     wide = tmp_path / "wide.h5"
-    run_nrtool("fit-inr", synth_shapes, "--out", wide, "--hidden", "32", "--steps", "5", "--quiet")
+    run_cli("fit-inr", synth_shapes, "--out", wide, "--hidden", "32", "--steps", "5", "--quiet")
     out = tmp_path / "emb.h5"
     cases = [
         (("encode", wide, "--model", model, "--out", out), str(wide)),
@@ -81,30 +90,28 @@ def test_encode_refuses_other_inrs_and_bad_models(tiny_inrs: Path, synth_shapes:
     empty.write_bytes(b"")
     cases.append((("encode", tiny_inrs, "--model", empty, "--out", out), str(empty)))
     for args, mentions in cases:
-        assert_clean_failure(run_nrtool(*args, check=False), mentions, out)
+        assert_clean_failure(run_cli(*args, check=False), mentions, out)
 
 
-def test_decode_and_interpolate_write_shapes(tiny_inrs: Path, tmp_path: Path) -> None:
-    model = tmp_path / "inr2vec.pt"
-    run_nrtool("train", "inr2vec", tiny_inrs, "--out", model, "--epochs", "2", "--batch", "4", "--queries", "1000",
-               "--lr", "1e-3", "--quiet")
+def test_decode_and_interpolate_write_shapes(tiny_inrs: Path, two_epoch_model: Path, tmp_path: Path) -> None:
+    model = two_epoch_model
     emb = tmp_path / "emb.h5"
-    run_nrtool("encode", tiny_inrs, "--model", model, "--out", emb, "--quiet")
+    run_cli("encode", tiny_inrs, "--model", model, "--out", emb, "--quiet")
     with h5py.File(emb, "r") as handle:
         names = [n.decode() for n in handle["names"][()]]
     # A two-epoch decoder has not learnt the shapes yet, but its field must be usable: a surface
     # somewhere in the cube, written as a mesh file per item.
-    run_nrtool("decode", emb, "--model", model, "--out", tmp_path / "decoded", "--name", names[0], "--name", names[1],
+    run_cli("decode", emb, "--model", model, "--out", tmp_path / "decoded", "--name", names[0], "--name", names[1],
                "--resolution", "32", "--quiet")
     written = sorted(p.stem for p in (tmp_path / "decoded").glob("*.obj"))
     assert set(written) <= {names[0], names[1]}
-    run_nrtool("interpolate", emb, "--from", names[0], "--to", names[-1], "--steps", "3", "--model", model,
+    run_cli("interpolate", emb, "--from", names[0], "--to", names[-1], "--steps", "3", "--model", model,
                "--out", tmp_path / "interp", "--resolution", "32", "--quiet")
     assert (tmp_path / "interp" / "strip.png").stat().st_size > 0
-    missing = run_nrtool("interpolate", emb, "--from", "nope", "--to", names[0], "--model", model,
+    missing = run_cli("interpolate", emb, "--from", "nope", "--to", names[0], "--model", model,
                          "--out", tmp_path / "i2", check=False)
     assert_clean_failure(missing, "nope", tmp_path / "i2" / "strip.png")
-    other = run_nrtool("decode", tiny_inrs, "--model", model, "--out", tmp_path / "d2", check=False)
+    other = run_cli("decode", tiny_inrs, "--model", model, "--out", tmp_path / "d2", check=False)
     assert_clean_failure(other, str(tiny_inrs))
 
 
@@ -114,29 +121,39 @@ SEPARABLE = ("ellipsoid", "torus", "star_prism")
 
 
 @pytest.fixture(scope="module")
-def trained_separable(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def trained_separable(shared_artifacts) -> dict[str, Path]:
     """3 well-separated procedural classes (18 train / 6 test each), tiny INRs, a trained inr2vec,
-    the embeddings and a classifier: the whole chain through the CLI."""
-    folder = tmp_path_factory.mktemp("separable")
-    shapes = folder / "shapes"
-    run_nrtool("synth", "shapes", "--out", shapes, "--families", ",".join(SEPARABLE), "--per-class", "24",
-               "--test-fraction", "0.25", "--seed", "0", "--quiet")
-    paths = {name: folder / name for name in ("inrs.h5", "inr2vec.pt", "emb.h5", "clf.pt")}
-    run_nrtool("fit-inr", shapes, "--out", paths["inrs.h5"], "--preset", "tiny", "--quiet")
-    run_nrtool("train", "inr2vec", paths["inrs.h5"], "--out", paths["inr2vec.pt"], "--preset", "tiny",
-               "--epochs", "50", "--batch", "8", "--quiet")
-    run_nrtool("encode", paths["inrs.h5"], "--model", paths["inr2vec.pt"], "--out", paths["emb.h5"], "--quiet")
-    run_nrtool("train", "classifier", paths["emb.h5"], "--out", paths["clf.pt"], "--preset", "tiny", "--quiet")
-    return paths
+    the embeddings and a classifier: the whole chain, in process, cached across sessions (read-only).
+
+    inr2vec trains as `nrtool train inr2vec --preset tiny --epochs 50 --batch 8` does, except that
+    it validates every 5th epoch on 4 INRs at a 32^3 grid (the command: every epoch, 8 INRs at
+    48^3), which keeps the validation's share of the training small: ~35 s instead of ~140 s.
+    """
+
+    def build(folder: Path) -> None:
+        from nrtool.inr2vec.config import inr2vec_preset, train_preset
+        from nrtool.inr2vec.train import train_inr2vec
+
+        run_cli("synth", "shapes", "--out", folder / "shapes", "--families", ",".join(SEPARABLE), "--per-class", "24",
+                "--test-fraction", "0.25", "--seed", "0", "--quiet")
+        run_cli("fit-inr", folder / "shapes", "--out", folder / "inrs.h5", "--preset", "tiny", "--quiet")
+        settings = train_preset("tiny").with_overrides(epochs=50, batch=8, val_every=5, val_items=4, val_resolution=32)
+        train_inr2vec(folder / "inrs.h5", folder / "inr2vec.pt", inr2vec_preset("tiny"), settings, device="cpu")
+        run_cli("encode", folder / "inrs.h5", "--model", folder / "inr2vec.pt", "--out", folder / "emb.h5", "--quiet")
+        run_cli("train", "classifier", folder / "emb.h5", "--out", folder / "clf.pt", "--preset", "tiny", "--quiet")
+
+    folder = shared_artifacts.get("inr2vec-separable", {"classes": SEPARABLE}, build)
+    return {name: folder / name for name in ("inrs.h5", "inr2vec.pt", "emb.h5", "clf.pt")}
 
 
 def test_trained_separable_embeddings_classify_and_retrieve_unseen_shapes(trained_separable: dict[str, Path], tmp_path: Path) -> None:
     paths = trained_separable
-    result = json.loads(run_nrtool("classify", paths["emb.h5"], "--model", paths["clf.pt"], "--out", tmp_path / "pred.h5",
+    result = json.loads(run_cli("classify", paths["emb.h5"], "--model", paths["clf.pt"], "--out", tmp_path / "pred.h5",
                                    "--split", "test", "--json", "--quiet").stdout)
-    # 18 unseen shapes, chance is 1/3: a trained encoder + classifier must do far better.
+    # 18 unseen shapes, chance is 1/3: a trained encoder + classifier must do far better (measured
+    # 0.94 accuracy and mAP@1; 0.89 and 0.83-0.89 with the shapes' seed 1 or 2 instead of 0).
     assert result["accuracy"] >= 0.75, result
-    retrieval = json.loads(run_nrtool("retrieve", paths["emb.h5"], "--split", "test", "--gallery", paths["emb.h5"],
+    retrieval = json.loads(run_cli("retrieve", paths["emb.h5"], "--split", "test", "--gallery", paths["emb.h5"],
                                       "--gallery-split", "train", "--k", "1", "5", "--json", "--quiet").stdout)
     assert retrieval["map@1"] >= 0.75, retrieval
 
@@ -163,7 +180,9 @@ def test_trained_separable_decodes_close_to_the_inrs_own(trained_separable: dict
     to_own = np.diag(distance)
     to_other_class = np.array([distance[i, classes != classes[i]].mean() for i in range(len(chosen))])
     # Normalised units (the cube spans 2); the decoder has seen these INRs. Measured after 50
-    # epochs: 0.117 to the INR's own shape, 0.149 to shapes of the other classes (ellipsoids and
-    # tori decode at 0.04-0.11; star prisms, whose points the decoder has not learnt yet, ~0.18).
+    # epochs (kept: the best validated one): 0.117 to the INR's own shape, 0.153 to shapes of the
+    # other classes; with the shapes' seed 1 and 2 instead of 0, 0.134 / 0.194 and 0.142 / 0.173
+    # (ellipsoids and tori decode closest; star prisms, whose points the decoder has not learnt
+    # yet, farthest).
     assert to_own.mean() < 0.15, to_own
     assert to_own.mean() < to_other_class.mean(), (to_own, to_other_class)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from conftest import assert_clean_failure, run_nrtool
+from conftest import assert_clean_failure, run_cli
 
 
 def _embeddings(path: Path, per_class: int, seed: int = 0) -> list[str]:
@@ -39,11 +39,11 @@ def test_tsne_keeps_separated_classes_apart(tmp_path: Path) -> None:
 
 def test_plot_tsne_cli(tmp_path: Path) -> None:
     _embeddings(tmp_path / "emb.h5", 5)
-    run_nrtool("plot", "tsne", tmp_path / "emb.h5", "--out", tmp_path / "tsne.png", "--quiet")
+    run_cli("plot", "tsne", tmp_path / "emb.h5", "--out", tmp_path / "tsne.png", "--quiet")
     assert (tmp_path / "tsne.png").stat().st_size > 0
     from nrtool.artifacts.core import ItemInfo
     from nrtool.artifacts.embeddings import Embeddings, write_embeddings
 
     write_embeddings(tmp_path / "two.h5", Embeddings(np.ones((2, 4)), [ItemInfo(f"x{i}", None, None, "", i, np.zeros(3), 1.0) for i in range(2)]))
-    assert_clean_failure(run_nrtool("plot", "tsne", tmp_path / "two.h5", "--out", tmp_path / "t2.png", check=False),
+    assert_clean_failure(run_cli("plot", "tsne", tmp_path / "two.h5", "--out", tmp_path / "t2.png", check=False),
                          "two.h5", tmp_path / "t2.png")

@@ -1,4 +1,4 @@
-"""The PointNet baseline on clouds reconstructed from INRs, through the real `nrtool` entry point."""
+"""The PointNet baseline on clouds reconstructed from INRs, through the CLI (in process)."""
 
 from __future__ import annotations
 
@@ -9,22 +9,25 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from conftest import assert_clean_failure, run_nrtool
+from conftest import assert_clean_failure, run_cli
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
-    """(inrs, checkpoint, training summary): 3 classes x 6 sdf INRs, one tiny PointNet."""
-    folder = tmp_path_factory.mktemp("pointnet")
-    run_nrtool("synth", "shapes", "--out", folder / "shapes", "--classes", "3", "--per-class", "6", "--seed", "0", "-q")
-    inrs = folder / "inrs.h5"
-    run_nrtool("fit-inr", folder / "shapes", "--out", inrs, "--preset", "tiny", "--steps", "60", "-q")
-    model = folder / "pn.pt"
-    # 9+3 train items: a 1-per-class validation set is too small to pick an epoch by, so train
-    # on all 12 and keep the last epoch (measured test accuracy 0.83-1.0 over seeds 0-2).
-    report = json.loads(run_nrtool("train", "pointnet", inrs, "--out", model, "--preset", "tiny",
-                                   "--val-fraction", "0", "--json", "-q").stdout)
-    return inrs, model, {**report, **report["details"]}
+def trained(shared_artifacts) -> tuple[Path, Path, dict]:
+    """(inrs, checkpoint, training summary): 3 classes x 6 sdf INRs, one tiny PointNet (cached; read-only)."""
+
+    def build(folder: Path) -> None:
+        run_cli("synth", "shapes", "--out", folder / "shapes", "--classes", "3", "--per-class", "6", "--seed", "0", "-q")
+        run_cli("fit-inr", folder / "shapes", "--out", folder / "inrs.h5", "--preset", "tiny", "--steps", "60", "-q")
+        # 9+3 train items: a 1-per-class validation set is too small to pick an epoch by, so train
+        # on all 12 and keep the last epoch (measured test accuracy 0.83-1.0 over seeds 0-2).
+        result = run_cli("train", "pointnet", folder / "inrs.h5", "--out", folder / "pn.pt", "--preset", "tiny",
+                         "--val-fraction", "0", "--json", "-q")
+        (folder / "report.json").write_text(result.stdout)
+
+    folder = shared_artifacts.get("pointnet", {}, build)
+    report = json.loads((folder / "report.json").read_text())
+    return folder / "inrs.h5", folder / "pn.pt", {**report, **report["details"]}
 
 
 def test_train_then_classify_points_beats_chance(trained: tuple[Path, Path, dict], tmp_path: Path) -> None:
@@ -34,7 +37,7 @@ def test_train_then_classify_points_beats_chance(trained: tuple[Path, Path, dict
     assert summary["empty_reconstructions"] == []
     assert Path(summary["curves"]).stat().st_size > 0
     out = tmp_path / "pred.h5"
-    report = json.loads(run_nrtool("classify-points", inrs, "--model", model, "--out", out, "--split", "test", "--json").stdout)
+    report = json.loads(run_cli("classify-points", inrs, "--model", model, "--out", out, "--split", "test", "--json").stdout)
     assert report["items"] == 6 and report["evaluated"] == 6
     assert report["accuracy"] > 0.5, report  # chance is 1/3
     assert report["seconds_per_inr"] > 0
@@ -74,12 +77,12 @@ def test_bad_inputs_fail_in_one_line(trained: tuple[Path, Path, dict], tmp_path:
     inrs, model, _ = trained
     out = tmp_path / "pred.h5"
     missing = tmp_path / "nope.pt"
-    assert_clean_failure(run_nrtool("classify-points", inrs, "--model", missing, "--out", out, check=False), str(missing), out)
+    assert_clean_failure(run_cli("classify-points", inrs, "--model", missing, "--out", out, check=False), str(missing), out)
     # An HDF5 artifact handed over as the model, and a checkpoint handed over as the INRs.
-    assert_clean_failure(run_nrtool("classify-points", inrs, "--model", inrs, "--out", out, check=False), str(inrs), out)
-    assert_clean_failure(run_nrtool("classify-points", model, "--model", model, "--out", out, check=False), str(model), out)
+    assert_clean_failure(run_cli("classify-points", inrs, "--model", inrs, "--out", out, check=False), str(inrs), out)
+    assert_clean_failure(run_cli("classify-points", model, "--model", model, "--out", out, check=False), str(model), out)
     # Wrong artifact kind: predictions are not INRs.
     pred = tmp_path / "ok.h5"
-    run_nrtool("classify-points", inrs, "--model", model, "--out", pred, "--split", "test", "-q")
+    run_cli("classify-points", inrs, "--model", model, "--out", pred, "--split", "test", "-q")
     ckpt = tmp_path / "pn2.pt"
-    assert_clean_failure(run_nrtool("train", "pointnet", pred, "--out", ckpt, check=False), str(pred), ckpt)
+    assert_clean_failure(run_cli("train", "pointnet", pred, "--out", ckpt, check=False), str(pred), ckpt)

@@ -14,7 +14,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from conftest import SHARED_DATA, assert_clean_failure, run_nrtool
+from conftest import SHARED_DATA, assert_clean_failure, run_cli, run_nrtool
 
 from nrtool.errors import InputFileError
 from nrtool.scan.poses import CV_TO_GL, rotation_angle_deg
@@ -32,23 +32,33 @@ def load_truth(capture: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A synthetic capture: 4 zenith steps 25..70 deg, 2 turns of 24 frames each, 6 descent frames
-    per transition (210 frames)."""
-    out = tmp_path_factory.mktemp("capture") / "cap"
-    run_nrtool("synth", "capture", "--out", out, "--size", "640x480", "--steps", "4", "--zenith", "25,70",
-               "--frames-per-turn", "24", "--descent-frames", "6", "-q")
-    return out
+def capture_and_scan(shared_artifacts) -> Path:
+    """A synthetic capture and its scan with default split sizes, built once and cached (read-only):
+    ``cap/`` (4 zenith steps 25..70 deg, 2 turns of 24 frames each, 6 descent frames per transition:
+    210 frames), ``scan.h5`` and the scan's --json summary and stderr."""
+
+    def build(folder: Path) -> None:
+        capture = folder / "cap"
+        run_cli("synth", "capture", "--out", capture, "--size", "640x480", "--steps", "4", "--zenith", "25,70",
+                "--frames-per-turn", "24", "--descent-frames", "6", "-q")
+        options = [o.replace("intrinsics.yml", str(capture / "intrinsics.yml")) for o in load_truth(capture)["scan_options"]]
+        result = run_cli("scan", capture / "images", "--out", folder / "scan.h5", *options, "--json")
+        (folder / "scan.json").write_text(result.stdout)
+        (folder / "scan.stderr").write_text(result.stderr)
+
+    return shared_artifacts.get("scan-capture", {}, build)
 
 
 @pytest.fixture(scope="module")
-def scanned(capture: Path) -> tuple[Path, dict, str]:
+def capture(capture_and_scan: Path) -> Path:
+    return capture_and_scan / "cap"
+
+
+@pytest.fixture(scope="module")
+def scanned(capture_and_scan: Path) -> tuple[Path, dict, str]:
     """(scan artifact, --json summary, stderr) of the synthetic capture with default split sizes."""
-    out = capture.parent / "scan.h5"
-    truth = load_truth(capture)
-    options = [o.replace("intrinsics.yml", str(capture / "intrinsics.yml")) for o in truth["scan_options"]]
-    result = run_nrtool("scan", capture / "images", "--out", out, *options, "--json")
-    return out, json.loads(result.stdout), result.stderr
+    folder = capture_and_scan
+    return folder / "scan.h5", json.loads((folder / "scan.json").read_text()), (folder / "scan.stderr").read_text()
 
 
 def read_scan(path: Path):
@@ -170,20 +180,20 @@ def test_octant_sub_splits_hold_their_region(scanned: tuple[Path, dict, str]) ->
 
 
 def test_info_shows_a_scan_summary(scanned: tuple[Path, dict, str]) -> None:
-    info = json.loads(run_nrtool("info", scanned[0], "--json").stdout)
+    info = json.loads(run_cli("info", scanned[0], "--json").stdout)
     assert info["kind"] == "scan" and info["items"] == 210
     attributes = info["attributes"]
     assert attributes["kept_frames"] == 192 and attributes["dropped"] == {"arm-moving": 18}
     assert attributes["board"]["dictionary"] == "DICT_4X4_50"
     assert set(info["per_split"]) == {"", "train", "val", "test"}
-    text = run_nrtool("info", scanned[0]).stdout
+    text = run_cli("info", scanned[0]).stdout
     assert "kept_frames" in text and "arm-moving" in text
 
 
 def test_export_nerf_writes_nerfstudio_and_scannerf_files(capture: Path, scanned: tuple[Path, dict, str],
                                                            tmp_path: Path) -> None:
     out = tmp_path / "nerf"
-    result = json.loads(run_nrtool("export", "nerf", scanned[0], "--out", out, "--masks", capture / "masks",
+    result = json.loads(run_cli("export", "nerf", scanned[0], "--out", out, "--masks", capture / "masks",
                                    "--json").stdout)
     assert result["frames"] == 192
     transforms = json.loads((out / "transforms.json").read_text())
@@ -209,15 +219,15 @@ def test_export_nerf_writes_nerfstudio_and_scannerf_files(capture: Path, scanned
     assert [f["file_path"] for f in train_all["frames"]] == ["./" + p for p in transforms["train_filenames"]]
     assert not set(transforms["train_filenames"]) & set(transforms["test_filenames"])
     # An existing dataset is not overwritten by accident; --overwrite replaces it whole.
-    again = run_nrtool("export", "nerf", scanned[0], "--out", out, check=False)
+    again = run_cli("export", "nerf", scanned[0], "--out", out, check=False)
     assert_clean_failure(again, str(out))
-    run_nrtool("export", "nerf", scanned[0], "--out", out, "--overwrite", "-q")
+    run_cli("export", "nerf", scanned[0], "--out", out, "--overwrite", "-q")
     assert not (out / "masks").exists() and "mask_path" not in json.loads((out / "transforms.json").read_text())["frames"][0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["nerf"]  # no temporary folders left
 
 
 def test_plot_scan_writes_both_figures(scanned: tuple[Path, dict, str], tmp_path: Path) -> None:
-    run_nrtool("plot", "scan", scanned[0], "--out", tmp_path / "fig", "-q")
+    run_cli("plot", "scan", scanned[0], "--out", tmp_path / "fig", "-q")
     for name in ("cameras.png", "azimuth.png"):
         png = tmp_path / "fig" / name
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
@@ -235,6 +245,7 @@ def test_video_input_every_and_embedded_images(capture: Path, tmp_path: Path) ->
     writer.release()
     out = tmp_path / "video.h5"
     options = [o.replace("intrinsics.yml", str(capture / "intrinsics.yml")) for o in truth["scan_options"]]
+    # The installed entry point, end to end.
     summary = json.loads(run_nrtool("scan", video, "--out", out, *options, "--every", "2", "--embed-images",
                                     "--no-splits", "--json").stdout)
     assert summary["frames"] == 20 and summary["splits"] == {}
@@ -245,7 +256,7 @@ def test_video_input_every_and_embedded_images(capture: Path, tmp_path: Path) ->
     with h5py.File(out, "r") as handle:
         assert handle["images"].shape == (20,) and bytes(handle["images"][0][:2]) == b"\xff\xd8"
     video.unlink()  # the export must use the embedded images
-    run_nrtool("export", "nerf", out, "--out", tmp_path / "nerf", "-q")
+    run_cli("export", "nerf", out, "--out", tmp_path / "nerf", "-q")
     images = sorted((tmp_path / "nerf" / "images").iterdir())
     assert len(images) == data.kept.sum() and cv2.imread(str(images[0])).shape == (480, 640, 3)
 
@@ -298,7 +309,7 @@ def test_real_photos_reference_intrinsics_reproject_within_a_pixel(tmp_path: Pat
     from nrtool.scan.poses import project_world
 
     out = tmp_path / "real.h5"
-    summary = json.loads(run_nrtool("scan", CHARUCO, "--out", out, *REAL_BOARD, "--intrinsics",
+    summary = json.loads(run_cli("scan", CHARUCO, "--out", out, *REAL_BOARD, "--intrinsics",
                                     CHARUCO / "reference_intrinsics.yml", "--no-splits", "--json").stdout)
     assert summary["frames"] == 5
     data = read_scan(out)
@@ -313,7 +324,7 @@ def test_real_photos_reference_intrinsics_reproject_within_a_pixel(tmp_path: Pat
         assert error.max() < 1.0, (data.names[i], error.max())
         assert data.zenith[i] < 60 and data.centres[i, 2] > 0  # cameras above the board (z up)
     # Exported with the 5-coefficient lens (k3 included) and, without splits, no split files.
-    run_nrtool("export", "nerf", out, "--out", tmp_path / "nerf", "-q")
+    run_cli("export", "nerf", out, "--out", tmp_path / "nerf", "-q")
     transforms = json.loads((tmp_path / "nerf" / "transforms.json").read_text())
     np.testing.assert_allclose([transforms[k] for k in ("k1", "k2", "p1", "p2", "k3")], data.intrinsics.distortion)
     assert len(transforms["frames"]) == 5 and "train_filenames" not in transforms
@@ -329,7 +340,7 @@ def test_real_photos_calibrate_matches_opencv_reference(tmp_path: Path) -> None:
     photos.mkdir()
     for i in range(4):  # the four views OpenCV's reference calibration used
         shutil.copy(CHARUCO / f"img_0{i}.jpg", photos)
-    summary = json.loads(run_nrtool("scan", photos, "--out", tmp_path / "cal.h5", *REAL_BOARD, "--calibrate",
+    summary = json.loads(run_cli("scan", photos, "--out", tmp_path / "cal.h5", *REAL_BOARD, "--calibrate",
                                     "--no-splits", "--json").stdout)
     reference = read_intrinsics(CHARUCO / "reference_intrinsics.yml")
     intrinsics = summary["intrinsics"]
@@ -351,7 +362,7 @@ def test_no_board_in_any_frame(tmp_path: Path) -> None:
     for i in range(3):
         cv2.imwrite(str(images / f"f{i}.png"), rng.integers(0, 255, (120, 160), dtype=np.uint8))
     out = tmp_path / "s.h5"
-    result = run_nrtool("scan", images, "--out", out, *REAL_BOARD, "--calibrate", "-q", check=False)
+    result = run_cli("scan", images, "--out", out, *REAL_BOARD, "--calibrate", "-q", check=False)
     assert_clean_failure(result, str(images), out)
     assert "0 ArUco markers" in result.stderr
 
@@ -360,7 +371,7 @@ def test_no_board_in_any_frame(tmp_path: Path) -> None:
 def test_wrong_dictionary_says_zero_markers_and_suggests_dict(tmp_path: Path) -> None:
     out = tmp_path / "s.h5"
     board = ["--board", "5x7", "--square", "0.04", "--marker", "0.02", "--dict", "DICT_4X4_50"]
-    result = run_nrtool("scan", CHARUCO, "--out", out, *board, "--intrinsics", CHARUCO / "reference_intrinsics.yml",
+    result = run_cli("scan", CHARUCO, "--out", out, *board, "--intrinsics", CHARUCO / "reference_intrinsics.yml",
                         "-q", check=False)
     assert_clean_failure(result, str(CHARUCO), out)
     # The layout (--board, --legacy) plays no part before a marker is decoded: the hint names the
@@ -377,7 +388,7 @@ def test_unreadable_image_is_skipped_with_its_reason(tmp_path: Path) -> None:
         shutil.copy(CHARUCO / f"img_0{i}.jpg", photos)
     (photos / "img_02b.jpg").write_bytes(b"\xff\xd8 this is not really a jpeg")
     out = tmp_path / "s.h5"
-    run_nrtool("scan", photos, "--out", out, *REAL_BOARD, "--intrinsics", CHARUCO / "reference_intrinsics.yml",
+    run_cli("scan", photos, "--out", out, *REAL_BOARD, "--intrinsics", CHARUCO / "reference_intrinsics.yml",
                "--no-splits", "-q")
     data = read_scan(out)
     assert data.names == ["img_00", "img_01", "img_02", "img_02b", "img_03"]  # natural order
@@ -390,7 +401,7 @@ def test_video_that_cannot_be_opened(tmp_path: Path) -> None:
     video = tmp_path / "capture.mp4"
     video.write_text("not a video\n")
     out = tmp_path / "s.h5"
-    result = run_nrtool("scan", video, "--out", out, *REAL_BOARD, "--calibrate", "-q", check=False)
+    result = run_cli("scan", video, "--out", out, *REAL_BOARD, "--calibrate", "-q", check=False)
     assert_clean_failure(result, str(video), out)
     assert "cannot open" in result.stderr
 
@@ -408,10 +419,10 @@ def test_bad_options_and_files_fail_in_one_line(tmp_path: Path) -> None:
         (["export", "nerf", tmp_path / "missing.h5", "--out", tmp_path / "nerf"], "missing.h5"),
     ]
     for args, mentions in cases:
-        assert_clean_failure(run_nrtool(*args, "-q", check=False), mentions, out, tmp_path / "nerf")
+        assert_clean_failure(run_cli(*args, "-q", check=False), mentions, out, tmp_path / "nerf")
     # A scan artifact is refused where another kind is wanted, and vice versa.
     (tmp_path / "k.yml").write_text("%YAML:1.0\n---\nfoo: 1\n")
-    result = run_nrtool("scan", folder, "--out", out, *REAL_BOARD, "--intrinsics", tmp_path / "k.yml", "-q", check=False)
+    result = run_cli("scan", folder, "--out", out, *REAL_BOARD, "--intrinsics", tmp_path / "k.yml", "-q", check=False)
     assert_clean_failure(result, "camera_matrix", out)
 
 
@@ -420,7 +431,7 @@ def test_wrong_legacy_flag_or_board_size_is_explained(capture: Path, tmp_path: P
     options = [o.replace("intrinsics.yml", str(capture / "intrinsics.yml")) for o in truth["scan_options"]]
     out = tmp_path / "s.h5"
     for extra in (["--legacy"], ["--board", "7x8"]):  # the synthetic board is 8x8, current OpenCV pattern
-        result = run_nrtool("scan", capture / "images", "--out", out, *options, *extra, "--every", "10", "-q",
+        result = run_cli("scan", capture / "images", "--out", out, *options, *extra, "--every", "10", "-q",
                             check=False)
         assert_clean_failure(result, str(capture / "images"), out)
         assert "no ChArUco corners" in result.stderr and "--legacy" in result.stderr

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import run_nrtool
+from conftest import run_cli
 
 EPOCHS = 4
 DONE = 2  # epochs finished before the interruption
@@ -98,7 +98,7 @@ def test_inr2vec_command_says_it_resumed(inrs: Path, tmp_path: Path) -> None:
     out = tmp_path / "inr2vec.pt"
     with pytest.raises(KeyboardInterrupt):  # the command's settings (validation grid 48)
         _train_inr2vec(inrs, out, epochs=2, val_resolution=48, progress=CtrlCAfter(1, 2))
-    result = run_nrtool("train", "inr2vec", inrs, "--out", out, "--epochs", "2", "--batch", "2", "--queries", "50",
+    result = run_cli("train", "inr2vec", inrs, "--out", out, "--epochs", "2", "--batch", "2", "--queries", "50",
                         "--device", "cpu", "--json")
     assert "nrtool: resumed from epoch 2 of an interrupted run" in result.stderr
     report = json.loads(result.stdout)
@@ -113,13 +113,11 @@ GARMENT_ARGS = ("--category", "top", "--preset", "tiny", "--val", "1", "--val-ev
 
 
 @pytest.fixture(scope="module")
-def garments(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from nrtool.synth.body import write_body
+def garments(synth_body: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from nrtool.synth.garments import make_garments
 
-    root = tmp_path_factory.mktemp("resume_garments")  # `nrtool synth body` and `synth garments`, in-process
-    write_body(root / "body.npz", resolution=0.03)
-    make_garments(root / "body.npz", root / "g", tops=3, bottoms=0, seed=0, resolution=0.03, preview=False)
+    root = tmp_path_factory.mktemp("resume_garments")  # `nrtool synth garments` on the session's body, in-process
+    make_garments(synth_body, root / "g", tops=3, bottoms=0, seed=0, resolution=0.03, preview=False)
     return root / "g"
 
 
@@ -164,7 +162,7 @@ def test_garment_refuses_the_state_of_other_settings_until_restart(garments: Pat
                                   "delete it or pass --restart to start `nrtool train garment` over".format(partial))
     assert partial.exists() and not out.exists()
 
-    report = json.loads(run_nrtool("train", "garment", garments, "--out", out, "--epochs", "3", *GARMENT_ARGS,
+    report = json.loads(run_cli("train", "garment", garments, "--out", out, "--epochs", "3", *GARMENT_ARGS,
                                    "--restart", "--json").stdout)
     assert report["resumed_from_epoch"] is None and len(report["history"]) == 3
     assert out.exists() and not partial.exists()
