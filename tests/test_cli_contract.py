@@ -22,6 +22,12 @@ BAD_OPTIONS = [
     (["train", "pointnet", "x.h5", "--out", "y.pt", "--batch", "1"], "batch=1"),
     (["train", "garment", "x", "--out", "y.pt", "--lr", "-1"], "lr=-1.0"),
     (["reconstruct", "x.h5", "--out", "r", "--resolution", "2"], "resolution=2"),
+    (["train", "skinning", "--body-model", "b.npz", "--out", "s.pt", "--epochs", "0"], "epochs=0"),
+    (["train", "drape", "-g", "t.pt", "-b", "b.npz", "-p", "procedural", "--out", "d.pt", "--batch", "0"], "batch=0"),
+    (["train", "drape", "-g", "t.pt", "-b", "b.npz", "-p", "procedural", "--out", "d.pt", "--preset", "big"],
+     "unknown preset 'big'"),
+    (["drape", "--top", "z.npy", "--pose", "m.npz", "--model", "d.pt", "--out", "o", "--device", "tpu"],
+     "unknown device 'tpu'"),
 ]
 
 

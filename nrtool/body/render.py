@@ -140,11 +140,12 @@ def contact_sheet(
     size: tuple[int, int] = (320, 240),
     suptitle: str | None = None,
     backend: str = "auto",
+    face_colours: np.ndarray | None = None,
 ) -> None:
     """One PNG: a column per frame, a row per view; joints (if given) drawn as red dots.
 
     Every panel uses the same scale; each is centred on its own frame so that a walking body
-    stays in view.
+    stays in view. ``face_colours (F, 3)``: RGB per face (e.g. body grey, garments blue).
     """
     import matplotlib
 
@@ -162,7 +163,7 @@ def contact_sheet(
         centre = (verts.min(0) + verts.max(0)) / 2
         for row, view in enumerate(views):
             ax = axes[row][col]
-            image = render_mesh(verts, faces, view, size, centre, half, backend)
+            image = render_mesh(verts, faces, view, size, centre, half, backend, face_colours)
             ax.imshow(image, extent=(-width / min(size), width / min(size), -height / min(size), height / min(size)))
             if joints is not None:
                 cam = _camera_coords(np.asarray(joints[col], dtype=np.float64), view, centre, half)

@@ -23,6 +23,7 @@ def _register() -> None:
     from nrtool.cli import (  # noqa: F401
         augment_cmd,
         body_cmd,
+        drape_cmd,
         fit_cmd,
         garment_cmd,
         heads_cmd,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,7 @@ def _check_resolution(resolution: int) -> None:
 class EncodeResult:
     codes: GarmentCodes
     notes: list[str]  # for the user: garments outside the training frame, shapes that told nothing
+    garments: list[Any] = field(default_factory=list)  # the GarmentMesh inputs, normalised frame
 
 
 def encode_garments(
@@ -77,50 +78,17 @@ def encode_garments(
     :mod:`nrtool.garments.checks`. ``sheet``: a PNG of each input (top row) and its decoded
     mesh (bottom row), as the network saw them.
     """
-    import torch
-
     from nrtool.device import resolve_device
-    from nrtool.garments.checks import (
-        CATEGORY_OVERRIDE,
-        check_shape_categories,
-        checkpoint_frame,
-        frame_notes,
-    )
-    from nrtool.garments.data import load_garments, sample_surface_points
     from nrtool.garments.model import load_model
-    from nrtool.garments.train import encode_points
 
     if out is None and npy is None:
         raise NrtoolError("nothing to write: pass --out CODES.h5 and/or --npy Z.npy")
-    progress = progress or SilentProgress()
     torch_device = resolve_device(device)
     model, checkpoint = load_model(model_path, torch_device)
-    category = checkpoint["category"]
-    garments = load_garments(inputs, normalise=checkpoint.get("normalise"), check_bounds=False)
-    if not garments:
-        raise NrtoolError("no garments to encode")
-    for garment in garments:
-        if garment.category not in ("unknown", category):
-            raise InputFileError(garment.source, f"is a {garment.category}, but {model_path} is a {category} model")
-    notes: list[str] = []
-    if category_check:
-        notes += check_shape_categories(garments, category, f"{model_path} is a {category} model", CATEGORY_OVERRIDE)
-    garments, offsets, frame_said = frame_notes(garments, checkpoint_frame(checkpoint), align, model_path)
-    notes += frame_said
+    encoded = encode_with_model(inputs, model, checkpoint, model_path, seed, progress, align, category_check)
+    codes, garments, notes, result = encoded.codes.codes, encoded.garments, encoded.notes, encoded.codes
     if npy is not None and len(garments) != 1:
         raise NrtoolError(f"--npy writes one code; {len(garments)} garments given (use --out for several)")
-    rng = np.random.default_rng(seed)
-    with progress.task("encoding garments", len(garments), "garments") as advance:
-        clouds = []
-        for g in garments:
-            clouds.append(sample_surface_points(g, model.config.points, rng))
-            advance()
-    with torch.no_grad():
-        codes = encode_points(model, clouds, torch_device)
-    items = [ItemInfo(g.name, g.type if g.type != "unknown" else None, None, str(Path(g.source).resolve()), i, g.centre, g.scale)
-             for i, g in enumerate(garments)]
-    result = GarmentCodes(codes, items, category, [g.attributes for g in garments], sha256_file(model_path),
-                          offsets if align else None)
     if npy is not None:
         import io
 
@@ -134,7 +102,60 @@ def encode_garments(
         decoded = [_decode_normalised(model, code, resolution) for code in codes]
         garment_sheet([(g.vertices, g.faces) for g in garments], decoded, [g.name for g in garments], sheet,
                       ("input", "decoded"))
-    return EncodeResult(result, notes)
+    return EncodeResult(result, notes, garments)
+
+
+def encode_with_model(
+    inputs: Sequence[str | os.PathLike[str]],
+    model: Any,
+    checkpoint: dict[str, Any],
+    model_path: str | os.PathLike[str],
+    seed: int = 0,
+    progress: Progress | None = None,
+    align: bool = False,
+    category_check: bool = True,
+) -> EncodeResult:
+    """Codes of garment meshes with a loaded garment network (``model_path`` names it in
+    messages and provenance): the category and frame checks of :func:`encode_garments`."""
+    import torch
+
+    from nrtool.garments.checks import (
+        CATEGORY_OVERRIDE,
+        check_shape_categories,
+        checkpoint_frame,
+        frame_notes,
+    )
+    from nrtool.garments.data import load_garments, sample_surface_points
+    from nrtool.garments.train import encode_points
+
+    progress = progress or SilentProgress()
+    torch_device = next(model.parameters()).device
+    category = checkpoint["category"]
+    garments = load_garments(inputs, normalise=checkpoint.get("normalise"), check_bounds=False)
+    if not garments:
+        raise NrtoolError("no garments to encode")
+    for garment in garments:
+        if garment.category not in ("unknown", category):
+            raise InputFileError(garment.source, f"is a {garment.category}, but {model_path} is a {category} model")
+    notes: list[str] = []
+    if category_check:
+        notes += check_shape_categories(garments, category, f"{model_path} is a {category} model", CATEGORY_OVERRIDE)
+    garments, offsets, frame_said = frame_notes(garments, checkpoint_frame(checkpoint), align, model_path)
+    notes += frame_said
+    rng = np.random.default_rng(seed)
+    with progress.task("encoding garments", len(garments), "garments") as advance:
+        clouds = []
+        for g in garments:
+            clouds.append(sample_surface_points(g, model.config.points, rng))
+            advance()
+    with torch.no_grad():
+        codes = encode_points(model, clouds, torch_device)
+    items = [ItemInfo(g.name, g.type if g.type != "unknown" else None, None, str(Path(g.source).resolve()), i, g.centre, g.scale)
+             for i, g in enumerate(garments)]
+    model_sha = sha256_file(model_path) if Path(model_path).is_file() else ""
+    result = GarmentCodes(codes, items, category, [g.attributes for g in garments], model_sha,
+                          offsets if align else None)
+    return EncodeResult(result, notes, garments)
 
 
 def _check_sheet_folder(sheet: str | os.PathLike[str]) -> None:

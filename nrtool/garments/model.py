@@ -51,9 +51,18 @@ def save_model(path: str | os.PathLike[str], model: GarmentNet, category: str, e
 
 def load_model(path: str | os.PathLike[str], device: torch.device | str = "cpu") -> tuple[GarmentNet, dict[str, Any]]:
     """A garment checkpoint (read with ``weights_only=True``), in eval mode, and its metadata."""
-    from nrtool.checkpoints import damaged, load_checkpoint
+    from nrtool.checkpoints import load_checkpoint
 
     checkpoint = load_checkpoint(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, "garment", "nrtool train garment")
+    return model_from_checkpoint(checkpoint, path, device), checkpoint
+
+
+def model_from_checkpoint(checkpoint: dict[str, Any], path: str | os.PathLike[str],
+                          device: torch.device | str = "cpu") -> GarmentNet:
+    """The garment network of a checkpoint dictionary (a file's, or one embedded in a draping
+    checkpoint), in eval mode; ``path`` names it in the error if it does not fit."""
+    from nrtool.checkpoints import damaged
+
     try:
         model = GarmentNet(GarmentConfig.from_dict(checkpoint["config"]))
         model.load_state_dict(checkpoint["state_dict"])
@@ -65,7 +74,7 @@ def load_model(path: str | os.PathLike[str], device: torch.device | str = "cpu")
             TrainingFrame.from_dict(checkpoint["frame"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise damaged(path, "garment", exc) from exc
-    return model.to(device).eval(), checkpoint
+    return model.to(device).eval()
 
 
 def training_codes(checkpoint: dict[str, Any]) -> np.ndarray:

@@ -20,7 +20,7 @@ from nrtool.io.shapes import (
     Shape,
     load_shape,
 )
-from nrtool.io.writers import save_mesh, save_points_ply
+from nrtool.io.writers import save_mesh, save_obj_parts, save_points_ply
 
 __all__ = [
     "ARRAY_EXTENSIONS",
@@ -38,5 +38,6 @@ __all__ = [
     "load_shape",
     "save_binvox",
     "save_mesh",
+    "save_obj_parts",
     "save_points_ply",
 ]
