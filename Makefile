@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEBS   := libusb-1.0-0 libgl1 libegl1 libgomp1
 
-.PHONY: install demo test bench gpu-data clean system-deps
+.PHONY: install demo test bench models gpu-data clean system-deps
 
 install: $(STAMP)
 
@@ -42,6 +42,10 @@ demo: install
 # The 15 slowest tests are listed at the end; pytest's exit status (5 when no test ran) is make's.
 test: install
 	$(PY) -m pytest -q --durations=15
+
+# Rebuild the small pretrained tiny models shipped in examples/models/ (~6 min on 2 cores).
+models: install
+	bash pipelines/tiny_models.sh
 
 bench: install
 	$(PY) bench/run.py

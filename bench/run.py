@@ -54,7 +54,7 @@ PSB = REPO.parent / "shared" / "data" / "psb"
 OUT = REPO / "bench-out"
 NRTOOL = Path(sys.executable).parent / "nrtool"
 
-SECTIONS = ("batched", "efficiency", "ground-truth", "quality", "inr2vec", "scan", "garment", "knn")
+SECTIONS = ("batched", "efficiency", "ground-truth", "quality", "inr2vec", "scan", "garment", "knn", "drape")
 DEFAULT_PRESETS = {
     "batched": ("tiny", "small"),
     "efficiency": ("tiny", "small", "paper"),
@@ -624,6 +624,16 @@ def bench_knn(bench: Bench) -> None:
     bench.record("knn", rows)
 
 
+def bench_drape(bench: Bench) -> None:
+    """ms per frame of a ~5k-vertex garment with and without the per-sequence cache, training
+    steps/s per preset (bench/drape_bench.py)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import drape_bench
+
+    heading("drape: ms per frame (per-sequence cache vs none) and training steps/s per preset")
+    bench.record("drape", drape_bench.run(bench.quick, say=say, device=str(bench.device), work=OUT / "drape"))
+
+
 SECTION_FUNCTIONS: dict[str, Callable[[Bench], None]] = {
     "batched": bench_batched,
     "efficiency": bench_efficiency,
@@ -633,6 +643,7 @@ SECTION_FUNCTIONS: dict[str, Callable[[Bench], None]] = {
     "scan": bench_scan,
     "garment": bench_garment,
     "knn": bench_knn,
+    "drape": bench_drape,
 }
 
 

@@ -8,6 +8,15 @@ OUT="demo-out"
 PSB="../shared/data/psb"
 mkdir -p "$OUT"
 
+# Draping in seconds with the shipped tiny models (examples/models/, rebuilt by `make models`):
+# a procedural top on a procedural body walking, next to the nearest-vertex baseline.
+MODELS="examples/models"
+echo "demo: draping a top on a walking body (shipped tiny models in $MODELS/)"
+"$NRTOOL" drape --top "$MODELS/top-z.npy" --pose "$MODELS/walk.npz" --model "$MODELS/drape-top.pt" \
+  --body-model "$MODELS/body.npz" --out "$OUT/drape" --baseline --force
+echo "demo: draped frames (.obj: body and top), drape.h5 and contact_sheet.png in $OUT/drape/"
+echo
+
 if [ -d "$PSB" ]; then
   # One test mesh from each of 8 classes of the Princeton Segmentation Benchmark
   # (absolute paths: a list file's relative entries are relative to the list itself).
