@@ -28,6 +28,15 @@ BAD_OPTIONS = [
      "unknown preset 'big'"),
     (["drape", "--top", "z.npy", "--pose", "m.npz", "--model", "d.pt", "--out", "o", "--device", "tpu"],
      "unknown device 'tpu'"),
+    (["train", "drape", "-b", "b.npz", "-p", "procedural", "--out", "d.pt"], "pass --garment-model"),
+    (["train", "drape", "--top-model", "t.pt", "-b", "b.npz", "-p", "procedural", "--out", "d.pt"],
+     "--top-model needs --bottom-model"),
+    (["train", "drape", "-g", "g.pt", "--top-model", "t.pt", "--bottom-model", "m.pt", "-b", "b.npz", "-p",
+      "procedural", "--out", "d.pt"], "give one form, not both"),
+    (["train", "drape", "-g", "g.pt", "--bottom-codes", "c.h5", "-b", "b.npz", "-p", "procedural", "--out", "d.pt"],
+     "--bottom-codes goes with"),
+    (["train", "drape", "--top-model", "t.pt", "--bottom-model", "m.pt", "--skinning", "s.pt", "-b", "b.npz", "-p",
+      "procedural", "--out", "d.pt"], "--skinning is not used"),
 ]
 
 

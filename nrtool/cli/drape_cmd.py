@@ -54,6 +54,31 @@ def _skinning_path(out: Path, skinning: Optional[Path]) -> Path:
     return skinning if skinning is not None else out.with_name(out.stem + ".skinning.pt")
 
 
+def _check_drape_inputs(garment_model: Optional[Path], top_model: Optional[Path], bottom_model: Optional[Path],
+                        bottom_codes: Optional[Path], skinning: Optional[Path]) -> bool:
+    """Which `train drape` this is, refusing incomplete or mixed forms in one line (before torch
+    is imported): True for the intersection solver (--top-model and --bottom-model), False for a
+    garment category's draping model (--garment-model)."""
+    from nrtool.errors import NrtoolError
+
+    if top_model is not None or bottom_model is not None:
+        if garment_model is not None:
+            raise NrtoolError("--garment-model trains a top or bottom draping model, --top-model/--bottom-model the "
+                              "intersection solver: give one form, not both")
+        if top_model is None or bottom_model is None:
+            given, missing = ("--top-model", "--bottom-model") if bottom_model is None else ("--bottom-model", "--top-model")
+            raise NrtoolError(f"{given} needs {missing} too: the intersection solver is trained for a pair of draping models")
+        if skinning is not None:
+            raise NrtoolError("--skinning is not used with --top-model/--bottom-model (the draping models embed theirs)")
+        return True
+    if garment_model is None:
+        raise NrtoolError("pass --garment-model (a garment checkpoint), or --top-model and --bottom-model to train "
+                          "the intersection solver")
+    if bottom_codes is not None:
+        raise NrtoolError("--bottom-codes goes with --top-model/--bottom-model (give a bottom model's codes as --codes)")
+    return False
+
+
 @train_app.command("skinning")
 def train_skinning_cmd(
     body_model: Path = typer.Option(..., "--body-model", "-b", help=BODY_OPTION_HELP),
@@ -90,8 +115,11 @@ def train_skinning_cmd(
 @override_options(DrapeConfig, ["batch", "lr", "beta_range", "garment_resolution"], into="network")
 @override_options(DrapeTrainSettings, ["epochs", "steps_per_epoch", "val_every", "val_poses", "time_limit", "seed"])
 def train_drape_cmd(
-    garment_model: Path = typer.Option(..., "--garment-model", "-g", help="Garment checkpoint (`nrtool train garment`): its category is the draping model's."),
-    codes: Optional[Path] = typer.Option(None, "--codes", help="garment-codes artifact (or .npy) of the garments to train on; default: the garment model's training codes."),
+    garment_model: Optional[Path] = typer.Option(None, "--garment-model", "-g", help="Garment checkpoint (`nrtool train garment`): its category is the draping model's (not with --top-model/--bottom-model)."),
+    codes: Optional[Path] = typer.Option(None, "--codes", help="garment-codes artifact (or .npy) of the garments to train on; default: the garment model's training codes. With --top-model: the tops (default: the top model's training garments)."),
+    top_model: Optional[Path] = typer.Option(None, "--top-model", help="Top draping checkpoint: with --bottom-model, train the intersection solver for a bottom worn under a top (both stay frozen)."),
+    bottom_model: Optional[Path] = typer.Option(None, "--bottom-model", help="Bottom draping checkpoint (with --top-model; trained on the same body)."),
+    bottom_codes: Optional[Path] = typer.Option(None, "--bottom-codes", help="With --bottom-model: garment-codes (or .npy) of the bottoms (default: the bottom model's training garments)."),
     body_model: Path = typer.Option(..., "--body-model", "-b", help=BODY_OPTION_HELP),
     poses: list[str] = typer.Option(..., "--poses", "-p", help=f"AMASS-format motion files or folders (repeatable), or `{PROCEDURAL}` for the built-in motions."),
     out: Path = typer.Option(..., "--out", "-o", help="Draping checkpoint to write (curves: the same name .png)."),
@@ -112,16 +140,24 @@ def train_drape_cmd(
     with random shapes choose the kept epoch (lowest mean energy) and are reported beside the
     plain skinning and the nearest-vertex baseline. An interrupted run resumes (OUT.partial).
 
+    With --top-model and --bottom-model instead of --garment-model it trains the intersection
+    solver (Eq. 2.9-2.11): a correction of the bottom, read from both garments' codes, trained
+    by the bottom's energies plus the layer energy (the bottom closer to the body than the top
+    where both cover it), every top paired with every bottom; both models stay frozen.
+
     Example: `nrtool train drape --garment-model top.pt --body-model body.npz --poses procedural --out drape-top.pt`
+
+    Example: `nrtool train drape --top-model drape-top.pt --bottom-model drape-bottom.pt --body-model body.npz --poses procedural --out drape-is.pt`
     """
     config = PRESETS(preset, **network)
     settings = TRAIN_PRESETS[preset].with_overrides(**overrides)
     check_device(device)
+    layered = _check_drape_inputs(garment_model, top_model, bottom_model, bottom_codes, skinning)
     skin = _skinning_path(out, skinning)
-    check_outputs(files=[out] + ([] if skin.is_file() else [skin]))
+    check_outputs(files=[out] + ([] if layered or skin.is_file() else [skin]))
     from nrtool.body.body_model import BodyModel
     from nrtool.drape.poses import load_training_poses
-    from nrtool.drape.train import train_drape
+    from nrtool.drape.train import train_drape, train_intersection
 
     pose_files = [p for p in poses if p != PROCEDURAL]
     body = BodyModel(body_model)
@@ -137,6 +173,17 @@ def train_drape_cmd(
     import numpy as np
 
     all_poses = np.concatenate(arrays)
+    if layered:
+        report = train_intersection(top_model, bottom_model, body_model, all_poses, sources, out, config, settings,
+                                    device=device, progress=progress(), restart=restart, top_codes=codes,
+                                    bottom_codes=bottom_codes)
+        held = report.details["held_out"]
+        ours, alone = held["ours"], held["without_solver"]
+        print_training(report, json_out,
+                       f"intersection solver on {report.details['pairs']} top/bottom pair(s); held-out G2G "
+                       f"{100 * ours.get('g2g', float('nan')):.2f} % (without it {100 * alone['g2g']:.2f} %), "
+                       f"layer energy {ours.get('layer', float('nan')):.4f} (without it {alone['layer']:.4f})")
+        return
     if not skin.is_file():
         from nrtool.drape.skinning import train_skinning
 
