@@ -174,7 +174,7 @@ class SharedArtifacts:
                 recorded = json.loads(manifest.read_text())
                 if recorded == _manifest(folder):
                     self.handed_out[folder] = recorded
-                    self.timings[name] = "reused from the cache"
+                    self.timings.setdefault(name, "reused from the cache")
                     return folder
             for stale in self.root.glob(f"{name}-*"):  # older code versions, or a damaged copy
                 shutil.rmtree(stale)
@@ -287,6 +287,43 @@ def garment_models(synth_body: Path, shared_artifacts: SharedArtifacts) -> dict[
                                                      "bottom": BOTTOM_TRAINING}, build)
     return {"root": folder, "body": synth_body, "train": folder / "train", "held": folder / "held",
             "top": folder / "top.pt", "bottom": folder / "bottom.pt"}
+
+
+#: `nrtool train skinning` options of the shared skinning field: tiny, half its epochs (~35 s).
+SKINNING_TRAINING = ("--preset", "tiny", "--epochs", "6", "--device", "cpu", "--quiet")
+#: `nrtool train drape` options of the shared top model (tiny preset, fixed steps, seeded).
+DRAPE_TRAINING = ("--preset", "tiny", "--epochs", "8", "--steps-per-epoch", "30", "--val-poses", "6",
+                  "--garment-resolution", "48", "--device", "cpu", "--json", "--quiet")
+
+
+@pytest.fixture(scope="session")
+def drape_models(garment_models: dict[str, Path], shared_artifacts) -> dict[str, Path]:
+    """``skinning`` (tiny, the synth body), ``top`` (a tiny top draping model), ``report`` (its
+    --json training report), ``motion`` (a procedural walk, AMASS format), ``z`` (a held-out top's code)."""
+
+    def build(folder: Path) -> None:
+        run_cli("train", "skinning", "--body-model", garment_models["body"], "--out", folder / "skin.pt",
+                *SKINNING_TRAINING)
+        tops = sorted((garment_models["train"] / "tops").glob("*.obj"))[:4]
+        run_cli("garment", "encode", *tops, "--model", garment_models["top"], "--out", folder / "codes.h5",
+                "--device", "cpu", "--quiet")
+        result = run_cli("train", "drape", "--garment-model", garment_models["top"], "--codes", folder / "codes.h5",
+                         "--body-model",
+                         garment_models["body"], "--poses", "procedural", "--skinning", folder / "skin.pt",
+                         "--out", folder / "drape-top.pt", *DRAPE_TRAINING)
+        (folder / "report.json").write_text(result.stdout)
+        run_cli("synth", "poses", "--out", folder / "walk.npz", "--motion", "walk", "--seconds", "1", "--fps", "30",
+                "--seed", "5", "--quiet")
+        run_cli("garment", "encode", garment_models["held"] / "tops" / "top_0000.obj", "--model", garment_models["top"],
+                "--npy", folder / "z.npy", "--device", "cpu", "--quiet")
+
+    folder = shared_artifacts.get("drape-models", {"body": str(garment_models["body"]), "training": DRAPE_TRAINING,
+                                                   "skinning": SKINNING_TRAINING},
+                                  build)
+    return {"skinning": folder / "skin.pt", "top": folder / "drape-top.pt", "report": folder / "report.json",
+            "motion": folder / "walk.npz", "z": folder / "z.npy", **{k: garment_models[k] for k in ("body", "held")},
+            "garment_top": garment_models["top"], "garment_bottom": garment_models["bottom"]}
+
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:

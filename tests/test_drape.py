@@ -2,7 +2,7 @@
 
 One tiny skinning field and one tiny top draping model are trained once for the session on the
 procedural body, the session's procedural garment model (conftest.garment_models) and the
-procedural motions, and cached (conftest.SharedArtifacts). What the tests check is measured on
+procedural motions, and cached (conftest.drape_models). What the tests check is measured on
 held-out poses and shapes: the trained field drapes with lower energy and less body
 penetration than the nearest-vertex baseline.
 """
@@ -13,40 +13,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 from conftest import assert_clean_failure, run_cli
-
-#: `nrtool train drape` options of the shared top model (tiny preset, fixed steps, seeded).
-DRAPE_TRAINING = ("--preset", "tiny", "--epochs", "8", "--steps-per-epoch", "30", "--val-poses", "6",
-                  "--garment-resolution", "48", "--device", "cpu", "--json", "--quiet")
-
-
-@pytest.fixture(scope="session")
-def drape_models(garment_models: dict[str, Path], shared_artifacts) -> dict[str, Path]:
-    """``skinning`` (tiny, the synth body), ``top`` (a tiny top draping model), ``report`` (its
-    --json training report), ``motion`` (a procedural walk, AMASS format), ``z`` (a held-out top's code)."""
-
-    def build(folder: Path) -> None:
-        run_cli("train", "skinning", "--body-model", garment_models["body"], "--out", folder / "skin.pt",
-                "--preset", "tiny", "--device", "cpu", "--quiet")
-        tops = sorted((garment_models["train"] / "tops").glob("*.obj"))[:4]
-        run_cli("garment", "encode", *tops, "--model", garment_models["top"], "--out", folder / "codes.h5",
-                "--device", "cpu", "--quiet")
-        result = run_cli("train", "drape", "--garment-model", garment_models["top"], "--codes", folder / "codes.h5",
-                         "--body-model",
-                         garment_models["body"], "--poses", "procedural", "--skinning", folder / "skin.pt",
-                         "--out", folder / "drape-top.pt", *DRAPE_TRAINING)
-        (folder / "report.json").write_text(result.stdout)
-        run_cli("synth", "poses", "--out", folder / "walk.npz", "--motion", "walk", "--seconds", "1", "--fps", "30",
-                "--seed", "5", "--quiet")
-        run_cli("garment", "encode", garment_models["held"] / "tops" / "top_0000.obj", "--model", garment_models["top"],
-                "--npy", folder / "z.npy", "--device", "cpu", "--quiet")
-
-    folder = shared_artifacts.get("drape-models", {"body": str(garment_models["body"]), "training": DRAPE_TRAINING},
-                                  build)
-    return {"skinning": folder / "skin.pt", "top": folder / "drape-top.pt", "report": folder / "report.json",
-            "motion": folder / "walk.npz", "z": folder / "z.npy", **{k: garment_models[k] for k in ("body", "held")},
-            "garment_top": garment_models["top"], "garment_bottom": garment_models["bottom"]}
 
 
 def test_trained_model_beats_the_nearest_vertex_baseline(drape_models: dict[str, Path]) -> None:

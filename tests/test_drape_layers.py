@@ -4,7 +4,7 @@ A tiny bottom draping model and a tiny intersection solver are trained once for 
 (conftest.SharedArtifacts) on the procedural body, the session's garment networks
 (conftest.garment_models: 4 training bottoms, and the 4 tops test_drape's top model was
 trained on) and the procedural motions, with the top model and skinning field of
-test_drape.drape_models. Everything asserted is measured on poses never trained on: the
+conftest.drape_models. Everything asserted is measured on poses never trained on: the
 validation poses of the training runs, and a procedural walk of another seed draped with a
 held-out top and a held-out bottom through `nrtool drape`.
 """
@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import assert_clean_failure, run_cli
-from test_drape import drape_models  # noqa: F401  (the session's skinning field, top model, walk and top code)
 
 #: `nrtool train drape` of the bottom model: the top model's settings (test_drape.DRAPE_TRAINING).
 BOTTOM_DRAPE_TRAINING = ("--preset", "tiny", "--epochs", "8", "--steps-per-epoch", "30", "--val-poses", "6",
@@ -31,7 +30,7 @@ WALK_FRAMES = "0:12"
 
 
 @pytest.fixture(scope="session")
-def layer_models(drape_models: dict[str, Path], garment_models: dict[str, Path],  # noqa: F811
+def layer_models(drape_models: dict[str, Path], garment_models: dict[str, Path],
                  shared_artifacts) -> dict[str, Path]:
     """``bottom`` (a tiny bottom draping model on 4 training bottoms), ``bottom_report`` and
     ``solver_report`` (their --json training reports), ``solver`` (the intersection solver of
