@@ -28,13 +28,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+if str(REPO / "bench") not in sys.path:
+    sys.path.insert(0, str(REPO / "bench"))
 
-
-def _sync(device: Any) -> None:
-    if device.type == "cuda":
-        import torch
-
-        torch.cuda.synchronize(device)
+from garment_bench import _sync  # noqa: E402  (the one device synchronisation of the benches)
 
 
 def _median_seconds(fn: Callable[[], Any], repeats: int, device: Any) -> float:

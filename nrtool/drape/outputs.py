@@ -178,7 +178,7 @@ def drape_to_folder(
     from nrtool.drape.garments import GarmentTemplate
     from nrtool.drape.physics import Material
     from nrtool.drape.sequence import SequenceDraper, drape_motion
-    from nrtool.drape.skinning import skinning_from_checkpoint
+    from nrtool.drape.skinning import check_skinning_body, skinning_from_checkpoint
     from nrtool.garments.meshing import decode_mesh
     from nrtool.garments.model import model_from_checkpoint
     from nrtool.io import save_obj_parts
@@ -209,9 +209,9 @@ def drape_to_folder(
     body = BodyModel(body_path, device=torch_device)
     notes = list(body.notes)
     # Each model's skinning field must be of this body (one line naming the body file if not).
-    fields = [skinning_from_checkpoint(m.checkpoint["skinning"], m.path, body, body_path, torch_device)
-              for m in models.values()]
-    skinning = fields[0]
+    skinning = skinning_from_checkpoint(first.checkpoint["skinning"], first.path, body, body_path, torch_device)
+    for other in models.values():
+        check_skinning_body(other.checkpoint["skinning"], body, other.path, body_path)
     # The motion before the garments: a wrong --pose file fails before seconds of decoding.
     motion = load_motion(pose_path, fps=fps, y_up=True, arms_degrees=separate_arms, source_up=source_up,
                          rest_joints=body.rest_joints())

@@ -12,7 +12,7 @@ displacement, on the same frames.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -36,10 +36,8 @@ class DrapedSequence:
     faces: dict[str, np.ndarray]  # "top"/"bottom" -> (F, 3)
     metrics: dict[str, np.ndarray]  # name -> (T,)
     baseline: dict[str, np.ndarray] | None = None  # same keys as metrics
-    baseline_garments: dict[str, np.ndarray] | None = None
     seconds_per_frame: float = 0.0
     setup_seconds: float = 0.0
-    notes: list[str] = field(default_factory=list)
 
 
 class SequenceDraper:
@@ -154,7 +152,6 @@ def drape_motion(draper: SequenceDraper, poses: np.ndarray, trans: np.ndarray | 
         raise NrtoolError("no frames to drape")
     body_frames: list[np.ndarray] = []
     garments: dict[str, list[np.ndarray]] = {c: [] for c in draper.entries}
-    base_garments: dict[str, list[np.ndarray]] = {c: [] for c in draper.entries}
     metrics: dict[str, list[np.ndarray]] = {}
     base_metrics: dict[str, list[np.ndarray]] = {}
     timings: list[tuple[float, int]] = []  # (seconds, frames) per batch
@@ -172,8 +169,6 @@ def drape_motion(draper: SequenceDraper, poses: np.ndarray, trans: np.ndarray | 
                 metrics.setdefault(key, []).append(value)
             if baseline:
                 base = draper.drape_baseline(poses[start:stop], t)
-                for category, vertices in base.items():
-                    base_garments[category].append(vertices.cpu().numpy())
                 for key, value in draper.frame_metrics(base, out).items():
                     base_metrics.setdefault(key, []).append(value)
         if advance is not None:
@@ -185,7 +180,6 @@ def drape_motion(draper: SequenceDraper, poses: np.ndarray, trans: np.ndarray | 
         faces={c: draper.templates[c].faces for c in draper.entries},
         metrics={k: np.concatenate(v) for k, v in metrics.items()},
         baseline={k: np.concatenate(v) for k, v in base_metrics.items()} if baseline else None,
-        baseline_garments={c: np.concatenate(v) for c, v in base_garments.items()} if baseline else None,
         seconds_per_frame=_per_frame(timings),
         setup_seconds=draper.setup_seconds,
     )
