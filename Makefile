@@ -39,9 +39,11 @@ demo: install
 	$(VENV)/bin/nrtool --version
 	bash pipelines/demo.sh
 
-# The 15 slowest tests are listed at the end; pytest's exit status (5 when no test ran) is make's.
+# One pytest-xdist worker per core, a test module per worker at a time (its module fixtures built
+# once); the 15 slowest tests are listed at the end; pytest's exit status (5 when no test ran)
+# is make's.
 test: install
-	$(PY) -m pytest -q --durations=15
+	$(PY) -m pytest -q -n auto --dist loadscope --durations=15
 
 # Rebuild the small pretrained tiny models shipped in examples/models/ (~6 min on 2 cores).
 models: install

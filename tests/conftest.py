@@ -12,6 +12,7 @@ changed (see :class:`SharedArtifacts`).
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import hashlib
 import inspect
@@ -25,15 +26,21 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-import numpy as np
-import pytest
-
 # Torch's OpenMP threads busy-wait for each other by default: on a loaded machine (another job on
 # the 2 cores) two spinning threads slow each other down. Measured here, 4 garment epochs + 6
 # INR fits: idle 15.5 s + 5.8 s either way; with 3 busy processes beside it 72.7 s + 56.5 s by
-# default, 44.5 s + 20.4 s passive (one thread: 60.6 s + 26.1 s). Set before torch is imported;
-# subprocesses inherit it.
+# default, 44.5 s + 20.4 s passive (one thread: 60.6 s + 26.1 s). Set before torch and numpy are
+# imported; subprocesses inherit it.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Under pytest-xdist (`make test` runs a worker per core) each worker's torch would start a thread
+# per core: share the cores out instead, but keep two per worker, which the passive waits above
+# make cheaper than one when both workers compute at once (and better when one is idle).
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    os.environ.setdefault("OMP_NUM_THREADS",
+                          str(max(2, (os.cpu_count() or 2) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
+
+import numpy as np
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -161,13 +168,15 @@ class SharedArtifacts:
         self.timings: dict[str, str] = {}
 
     def get(self, name: str, params: dict, build: Callable[[Path], None]) -> Path:
-        import time
 
         key = hashlib.sha256(json.dumps({"code": code_version(), "params": params, "build": _builder_source(build)},
                                         sort_keys=True, default=str).encode()).hexdigest()[:16]
         if self.root is None:
             folder = self.tmp_path_factory.mktemp(name) / "shared"
-        else:
+            return self._build(name, folder, build)
+        # pytest-xdist workers share the cache: the first to ask builds, the others wait for it.
+        with open(self.root / f"{name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
             folder = self.root / f"{name}-{key}"
             manifest = folder / MANIFEST
             if manifest.is_file():
@@ -178,6 +187,11 @@ class SharedArtifacts:
                     return folder
             for stale in self.root.glob(f"{name}-*"):  # older code versions, or a damaged copy
                 shutil.rmtree(stale)
+            return self._build(name, folder, build)
+
+    def _build(self, name: str, folder: Path, build: Callable[[Path], None]) -> Path:
+        import time
+
         folder.mkdir(parents=True)
         started = time.perf_counter()
         build(folder)
@@ -289,27 +303,43 @@ def garment_models(synth_body: Path, shared_artifacts: SharedArtifacts) -> dict[
             "top": folder / "top.pt", "bottom": folder / "bottom.pt"}
 
 
-#: `nrtool train skinning` options of the shared skinning field: tiny, half its epochs (~35 s).
-SKINNING_TRAINING = ("--preset", "tiny", "--epochs", "6", "--device", "cpu", "--quiet")
+#: `nrtool train skinning` options of the shared skinning field: tiny, half its epochs (6 of 12,
+#: 900 steps, validated after epochs 3 and 6; ~30 s on 2 cores).
+SKINNING_TRAINING = ("--preset", "tiny", "--epochs", "6", "--device", "cpu", "--json", "--quiet")
+
+
+@pytest.fixture(scope="session")
+def skinning_model(synth_body: Path, shared_artifacts: SharedArtifacts) -> dict[str, Path]:
+    """``model``: the skinning field W(x), Δx(x, β) of the shared body (`nrtool train skinning`
+    with SKINNING_TRAINING) and ``report``: its --json training report; shared by the skinning
+    tests and every draping model of the session."""
+
+    def build(folder: Path) -> None:
+        result = run_cli("train", "skinning", "--body-model", synth_body, "--out", folder / "skin.pt",
+                         *SKINNING_TRAINING)
+        (folder / "report.json").write_text(result.stdout)
+
+    folder = shared_artifacts.get("skinning", {"body": str(synth_body), "training": SKINNING_TRAINING}, build)
+    return {"model": folder / "skin.pt", "report": folder / "report.json"}
+
+
 #: `nrtool train drape` options of the shared top model (tiny preset, fixed steps, seeded).
 DRAPE_TRAINING = ("--preset", "tiny", "--epochs", "8", "--steps-per-epoch", "30", "--val-poses", "6",
                   "--garment-resolution", "48", "--device", "cpu", "--json", "--quiet")
 
 
 @pytest.fixture(scope="session")
-def drape_models(garment_models: dict[str, Path], shared_artifacts) -> dict[str, Path]:
+def drape_models(garment_models: dict[str, Path], skinning_model: dict[str, Path], shared_artifacts) -> dict[str, Path]:
     """``skinning`` (tiny, the synth body), ``top`` (a tiny top draping model), ``report`` (its
     --json training report), ``motion`` (a procedural walk, AMASS format), ``z`` (a held-out top's code)."""
 
     def build(folder: Path) -> None:
-        run_cli("train", "skinning", "--body-model", garment_models["body"], "--out", folder / "skin.pt",
-                *SKINNING_TRAINING)
         tops = sorted((garment_models["train"] / "tops").glob("*.obj"))[:4]
         run_cli("garment", "encode", *tops, "--model", garment_models["top"], "--out", folder / "codes.h5",
                 "--device", "cpu", "--quiet")
         result = run_cli("train", "drape", "--garment-model", garment_models["top"], "--codes", folder / "codes.h5",
                          "--body-model",
-                         garment_models["body"], "--poses", "procedural", "--skinning", folder / "skin.pt",
+                         garment_models["body"], "--poses", "procedural", "--skinning", skinning_model["model"],
                          "--out", folder / "drape-top.pt", *DRAPE_TRAINING)
         (folder / "report.json").write_text(result.stdout)
         run_cli("synth", "poses", "--out", folder / "walk.npz", "--motion", "walk", "--seconds", "1", "--fps", "30",
@@ -318,19 +348,46 @@ def drape_models(garment_models: dict[str, Path], shared_artifacts) -> dict[str,
                 "--npy", folder / "z.npy", "--device", "cpu", "--quiet")
 
     folder = shared_artifacts.get("drape-models", {"body": str(garment_models["body"]), "training": DRAPE_TRAINING,
-                                                   "skinning": SKINNING_TRAINING},
+                                                   "skinning": str(skinning_model["model"])},
                                   build)
-    return {"skinning": folder / "skin.pt", "top": folder / "drape-top.pt", "report": folder / "report.json",
+    return {"skinning": skinning_model["model"], "top": folder / "drape-top.pt", "report": folder / "report.json",
             "motion": folder / "walk.npz", "z": folder / "z.npy", **{k: garment_models[k] for k in ("body", "held")},
             "garment_top": garment_models["top"], "garment_bottom": garment_models["bottom"]}
 
 
 
+#: Test modules that build the longest shared chains, collected first: under pytest-xdist each
+#: starts on a worker of its own at once rather than last, behind the quick modules.
+LONG_CHAINS_FIRST = ("test_inr2vec.py", "test_drape_layers.py", "test_drape.py")
+WORKER_TIMINGS = pytest.StashKey[dict]()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    rank = {name: index for index, name in enumerate(LONG_CHAINS_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    shared = session.config.stash.get(SHARED_KEY, None)
+    if shared is not None and hasattr(session.config, "workeroutput"):  # an xdist worker: tell the controller
+        session.config.workeroutput["shared_fixtures"] = shared.timings
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    """xdist controller: gather the workers' fixture timings (a build outranks a reuse)."""
+    timings = node.config.stash.setdefault(WORKER_TIMINGS, {})
+    for name, timing in getattr(node, "workeroutput", {}).get("shared_fixtures", {}).items():
+        if name not in timings or timing.startswith("built"):
+            timings[name] = timing
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     shared = config.stash.get(SHARED_KEY, None)
-    if shared is not None and shared.timings:
+    timings = dict(shared.timings) if shared is not None else config.stash.get(WORKER_TIMINGS, {})
+    if timings:
         terminalreporter.write_sep("-", "shared fixtures")
-        for name, timing in shared.timings.items():
+        for name, timing in timings.items():
             terminalreporter.write_line(f"{name}: {timing}")
 
 

@@ -40,8 +40,9 @@ def test_mesh_sdf_round_trip(synth_shapes: Path, tmp_path: Path) -> None:
     assert info["attributes"]["field"] == "sdf"
     assert info["per_split"] == {"test": 2, "train": 4}
     report = json.loads(run_nrtool("reconstruct", out, "--out", tmp_path / "recon", "--metrics", "--json",
-                                   "--resolution", "96", "--quiet").stdout)
-    # A fit that learnt nothing gives the init's blob: Chamfer ~0.2 on these shapes.
+                                   "--resolution", "64", "--quiet").stdout)
+    # A fit that learnt nothing gives the init's blob: Chamfer ~0.2 on these shapes. Measured:
+    # Chamfer 0.0099, F-score 0.55 at 64^3 (the same at 96^3, in twice the time).
     assert report["chamfer_mean"] < 0.035, report
     assert report["fscore_mean"] > 0.4, report
     meshes = sorted((tmp_path / "recon").glob("*.obj"))
@@ -50,10 +51,10 @@ def test_mesh_sdf_round_trip(synth_shapes: Path, tmp_path: Path) -> None:
     kept = {p: p.stat().st_mtime_ns for p in meshes[1:]}
     meshes[0].unlink()
     rerun = json.loads(run_cli("reconstruct", out, "--out", tmp_path / "recon", "--metrics", "--json",
-                                  "--resolution", "96", "--quiet").stdout)
+                                  "--resolution", "64", "--quiet").stdout)
     assert meshes[0].exists() and all(p.stat().st_mtime_ns == t for p, t in kept.items())
     assert abs(rerun["chamfer_mean"] - report["chamfer_mean"]) < 1e-3
-    other = run_cli("reconstruct", out, "--out", tmp_path / "recon", "--resolution", "64", check=False)
+    other = run_cli("reconstruct", out, "--out", tmp_path / "recon", "--resolution", "48", check=False)
     assert other.returncode == 2 and "--overwrite" in other.stderr
 
 
