@@ -40,6 +40,15 @@ def test_weight_matrix_stacks_hidden_layers_as_rows() -> None:
     weight, bias = unflatten(params, spec)[1]  # the first hidden-to-hidden layer
     torch.testing.assert_close(rows[1, :8], weight[1].T)
     torch.testing.assert_close(rows[1, 8], bias[1])
+    # "all" (App. C.8): the input layer's [W^T; b] first, the output layer's W and repeated b last.
+    every = weight_matrix(params, spec, "all")
+    assert every.shape == (2, 4 + 3 * 9 + 2, 8)
+    (w_in, b_in), (w_out, b_out) = unflatten(params, spec)[0], unflatten(params, spec)[-1]
+    torch.testing.assert_close(every[1, :3], w_in[1].T)
+    torch.testing.assert_close(every[1, 3], b_in[1])
+    torch.testing.assert_close(every[:, 4:-2], rows)
+    torch.testing.assert_close(every[1, -2], w_out[1, 0])
+    torch.testing.assert_close(every[1, -1], b_out[1].expand(8))
 
 
 def test_encoder_ignores_row_order() -> None:
@@ -91,6 +100,38 @@ def test_encode_refuses_other_inrs_and_bad_models(tiny_inrs: Path, two_epoch_mod
     cases.append((("encode", tiny_inrs, "--model", empty, "--out", out), str(empty)))
     for args, mentions in cases:
         assert_clean_failure(run_cli(*args, check=False), mentions, out)
+
+
+def test_rows_all_trains_and_encodes_every_layer(tiny_inrs: Path, tmp_path: Path) -> None:
+    model = tmp_path / "all.pt"
+    run_cli("train", "inr2vec", tiny_inrs, "--out", model, "--rows", "all", "--epochs", "1", "--batch", "4",
+            "--queries", "200", "--quiet")
+    assert torch.load(model, weights_only=True)["config"]["rows"] == "all"
+    run_cli("encode", tiny_inrs, "--model", model, "--out", tmp_path / "emb.h5", "--quiet")
+    with h5py.File(tmp_path / "emb.h5", "r") as handle:
+        assert handle["embeddings"].shape == (6, 256) and np.all(np.isfinite(handle["embeddings"][()]))
+    assert_clean_failure(run_cli("train", "inr2vec", tiny_inrs, "--out", tmp_path / "x.pt", "--rows", "some",
+                                 check=False), "rows", tmp_path / "x.pt")
+
+
+def test_raw_encoder_writes_the_flat_weights_that_heads_read(tiny_inrs: Path, two_epoch_model: Path,
+                                                             tmp_path: Path) -> None:
+    raw = tmp_path / "raw.h5"
+    run_cli("encode", tiny_inrs, "--encoder", "raw", "--out", raw, "--quiet")
+    _, items = load_inrs_items(tiny_inrs)
+    with h5py.File(raw, "r") as handle:
+        assert handle.attrs["encoder"] == "raw"
+        np.testing.assert_array_equal(handle["embeddings"][()], np.stack([item.params for item in items]))
+    # The heads take them like any embeddings; an inr2vec decoder refuses them in one line.
+    run_cli("train", "classifier", raw, "--out", tmp_path / "clf.pt", "--epochs", "2", "--quiet")
+    assert json.loads(run_cli("retrieve", raw, "--k", "1", "--json", "--quiet").stdout)["map@1"] >= 0
+    assert_clean_failure(run_cli("decode", raw, "--model", two_epoch_model, "--out", tmp_path / "d", check=False),
+                         "not inr2vec embeddings", tmp_path / "d")
+    out = tmp_path / "emb.h5"
+    assert_clean_failure(run_cli("encode", tiny_inrs, "--encoder", "raw", "--model", two_epoch_model, "--out", out,
+                                 check=False), "takes no --model", out)
+    assert_clean_failure(run_cli("encode", tiny_inrs, "--out", out, check=False), "needs --model", out)
+    assert_clean_failure(run_cli("encode", tiny_inrs, "--encoder", "pca", "--out", out, check=False), "pca", out)
 
 
 def test_decode_and_interpolate_write_shapes(tiny_inrs: Path, two_epoch_model: Path, tmp_path: Path) -> None:

@@ -20,11 +20,17 @@ from nrtool.cli.common import (
     progress,
 )
 from nrtool.config import override_options
-from nrtool.inr2vec.config import INR2VEC_PRESETS, TRAIN_PRESETS, TrainSettings
+from nrtool.inr2vec.config import (
+    INR2VEC_PRESETS,
+    TRAIN_PRESETS,
+    Inr2vecConfig,
+    TrainSettings,
+)
 
 
 @train_app.command("inr2vec")
 @override_options(TrainSettings, ["epochs", "batch", "lr", "queries", "val_every", "time_limit", "seed"])
+@override_options(Inr2vecConfig, ["rows"], into="sizes")
 def train_inr2vec_cmd(
     inrs: Path = typer.Argument(..., help="inrs artifact to train on (split 'train' or unset; 'val' items validate, 'test' ones are left out)."),
     out: Path = typer.Option(..., "--out", "-o", help="Checkpoint to write (training curves go to the same name .png)."),
@@ -34,6 +40,7 @@ def train_inr2vec_cmd(
     restart: bool = RESTART_OPTION,
     json_out: bool = typer.Option(False, "--json", help="Print the training summary as JSON."),
     overrides: dict = None,
+    sizes: dict = None,
 ) -> None:
     """Train the inr2vec encoder + implicit decoder on INRs' weights.
 
@@ -41,7 +48,7 @@ def train_inr2vec_cmd(
 
     Example: `nrtool train inr2vec inrs.h5 --out inr2vec.pt --epochs 50`
     """
-    config, settings = INR2VEC_PRESETS[preset], TRAIN_PRESETS(preset, **overrides)
+    config, settings = INR2VEC_PRESETS(preset, **sizes), TRAIN_PRESETS(preset, **overrides)
     check_device(device)
     from nrtool.inr2vec.train import train_inr2vec
 
@@ -53,22 +60,34 @@ def train_inr2vec_cmd(
 @app.command("encode")
 def encode(
     inrs: Path = typer.Argument(..., help="inrs artifact to embed."),
-    model: Path = typer.Option(..., "--model", "-m", help="inr2vec checkpoint from `nrtool train inr2vec`."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="inr2vec checkpoint from `nrtool train inr2vec` (--encoder inr2vec)."),
     out: Path = typer.Option(..., "--out", "-o", help="embeddings artifact to write."),
+    encoder: str = typer.Option("inr2vec", help="inr2vec (a trained encoder, --model) | raw (each INR's flattened "
+                                "weights: the baseline, for `train classifier`, `classify` and `retrieve`)."),
     batch: int = typer.Option(64, help="INRs encoded at once."),
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
 ) -> None:
-    """Embed INRs with a trained inr2vec encoder into an `embeddings` artifact.
+    """Embed INRs with a trained inr2vec encoder (or as their raw weights) into an `embeddings` artifact.
 
-    Example: `nrtool encode inrs.h5 --model inr2vec.pt --out emb.h5`
+    Example: `nrtool encode inrs.h5 --model inr2vec.pt --out emb.h5`; baseline: `nrtool encode inrs.h5 --encoder raw --out raw.h5`
     """
     from nrtool.errors import NrtoolError
-    from nrtool.inr2vec.encode import encode_inrs
 
+    if encoder not in ("inr2vec", "raw"):
+        raise NrtoolError(f"--encoder must be inr2vec or raw, not {encoder!r}")
+    if (model is None) == (encoder == "inr2vec"):
+        raise NrtoolError("--encoder inr2vec needs --model" if model is None else "--encoder raw takes no --model")
     if batch < 1:
         raise NrtoolError("--batch must be at least 1")
     check_outputs(files=[out])
-    embeddings = encode_inrs(inrs, model, out, device=device, batch=batch, progress=progress(), command=argv())
+    if encoder == "raw":
+        from nrtool.inr2vec.encode import raw_weight_vectors
+
+        embeddings = raw_weight_vectors(inrs, out, command=argv())
+    else:
+        from nrtool.inr2vec.encode import encode_inrs
+
+        embeddings = encode_inrs(inrs, model, out, device=device, batch=batch, progress=progress(), command=argv())
     if not OPTIONS.quiet:
         print(f"{out}: {len(embeddings.items)} embeddings of dimension {embeddings.vectors.shape[1]}")
 

@@ -19,6 +19,8 @@ class Inr2vecConfig(Config):
     encoder_widths: tuple[int, ...]
     decoder_hidden: int
     pe_frequencies: int = 10  # 3 + 3*2*10 = 63 positional-encoding values (App. C.3)
+    rows: str = option("hidden", help="Encoder input: hidden (the thesis: the hidden-to-hidden layers' [W^T; b] "
+                       "rows) | all (also the input layer's and the output layer's, App. C.8).")
 
     @property
     def embedding_dim(self) -> int:
@@ -26,7 +28,8 @@ class Inr2vecConfig(Config):
 
     def checks(self) -> dict[str, bool]:
         return {"encoder_widths": len(self.encoder_widths) >= 1 and min(self.encoder_widths) >= 1,
-                "decoder_hidden": self.decoder_hidden >= 1, "pe_frequencies": self.pe_frequencies >= 0}
+                "decoder_hidden": self.decoder_hidden >= 1, "pe_frequencies": self.pe_frequencies >= 0,
+                "rows": self.rows in ("hidden", "all")}
 
 
 INR2VEC_PRESETS: Presets[Inr2vecConfig] = Presets(

@@ -53,6 +53,9 @@ def _load(model_path: str | os.PathLike[str], embeddings_path: str | os.PathLike
     torch_device = resolve_device(device)
     model, checkpoint = load_model(model_path, torch_device)
     embeddings = load_embeddings(embeddings_path)
+    if embeddings.encoder != "inr2vec":
+        raise InputFileError(embeddings_path, f"holds {embeddings.encoder!r} vectors, not inr2vec embeddings: "
+                             f"{model_path} cannot decode them")
     dim = model.config.embedding_dim
     if embeddings.vectors.shape[1] != dim:
         raise InputFileError(embeddings_path, f"holds {embeddings.vectors.shape[1]}-d embeddings, {model_path} decodes {dim}-d ones")

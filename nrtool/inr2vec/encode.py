@@ -1,4 +1,4 @@
-"""``encode``: INRs -> inr2vec embeddings, batched."""
+"""``encode``: INRs -> inr2vec embeddings, batched; or their raw weights (the weight-space baseline)."""
 
 from __future__ import annotations
 
@@ -40,4 +40,22 @@ def encode_inrs(
             advance(len(chunk))
     embeddings = Embeddings(np.concatenate(vectors), list(items), encoder="inr2vec", field=header.field)
     write_embeddings(out, embeddings, inputs=provenance([inrs_path, model_path]), command=command)
+    return embeddings
+
+
+def raw_weight_vectors(
+    inrs_path: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    command: list[str] | None = None,
+) -> Embeddings:
+    """Write every INR's flattened parameters (all layers, the ``inrs`` layout) as its vector.
+
+    The baseline any weight-space encoder must beat: with one shared initialisation, parameter
+    ``j`` plays the same role in every INR, so a classifier or a nearest-neighbour search can read
+    the raw vectors directly (encoder ``raw`` in the artifact).
+    """
+    header, items = load_inrs(inrs_path)
+    vectors = np.stack([item.params for item in items]).astype(np.float32)
+    embeddings = Embeddings(vectors, list(items), encoder="raw", field=header.field)
+    write_embeddings(out, embeddings, inputs=provenance([inrs_path]), command=command)
     return embeddings

@@ -18,12 +18,22 @@ from nrtool.inr2vec.config import Inr2vecConfig
 from nrtool.nn import linear_bn_relu, positional_encoding
 
 
-def weight_matrix(params: torch.Tensor, spec: SirenSpec) -> torch.Tensor:
-    """Encoder input for a batch of INRs: flat params (B, P) -> (B, L(H+1), H)."""
+def weight_matrix(params: torch.Tensor, spec: SirenSpec, rows: str = "hidden") -> torch.Tensor:
+    """Encoder input for a batch of INRs: flat params (B, P) -> (B, R, H).
+
+    ``hidden``: R = L(H+1), the hidden-to-hidden layers only. ``all`` (App. C.8) puts the input
+    layer's ``[W_in^T; b_in]`` (in_dim + 1 rows) first and the output layer's ``W_out`` plus its
+    bias repeated H times (2 rows) last: R = L(H+1) + in_dim + 3.
+    """
     if spec.layers < 1:
         raise NrtoolError("inr2vec needs INRs with at least one hidden-to-hidden layer")
-    hidden = unflatten(params, spec)[1:-1]  # drop 3->H and H->1
-    blocks = [torch.cat([weight.transpose(1, 2), bias.unsqueeze(1)], dim=1) for weight, bias in hidden]
+    layers = unflatten(params, spec)
+    blocks = [torch.cat([weight.transpose(1, 2), bias.unsqueeze(1)], dim=1) for weight, bias in layers[1:-1]]
+    if rows == "all":
+        (w_in, b_in), (w_out, b_out) = layers[0], layers[-1]
+        first = torch.cat([w_in.transpose(1, 2), b_in.unsqueeze(1)], dim=1)  # (B, in_dim + 1, H)
+        last = torch.cat([w_out, b_out.unsqueeze(-1).expand(-1, -1, spec.hidden)], dim=1)  # (B, 2, H)
+        blocks = [first, *blocks, last]
     return torch.cat(blocks, dim=1)
 
 
@@ -94,4 +104,4 @@ class Inr2vec(nn.Module):
 
     def encode(self, params: torch.Tensor) -> torch.Tensor:
         """Flat INR parameters (B, P) -> embeddings (B, D)."""
-        return self.encoder(weight_matrix(params, self.inr_spec))
+        return self.encoder(weight_matrix(params, self.inr_spec, self.config.rows))
