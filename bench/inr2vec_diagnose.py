@@ -9,7 +9,7 @@ effective rank of the train vectors (exp of the entropy of the normalised singul
   the input layer, the output layer;
 * every inr2vec checkpoint given with ``--model``;
 * with ``--curve EPOCHS``: an encoder trained here (the ``tiny`` preset, overridden by
-  ``--rows``/``--lr``/``--weight-decay``), probed before training and every ``--every`` epochs,
+  ``--rows``/``--lr``/``--weight-decay``/``--batch``/``--queries``), probed before training and every ``--every`` epochs,
   with its validation Chamfer, to see whether training adds class information or removes it.
 
     .venv/bin/python bench/inr2vec_diagnose.py bench-out/psb/inrs.h5 --model inr2vec.pt
@@ -78,6 +78,8 @@ def main() -> None:
     parser.add_argument("--rows", default="hidden")
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--weight-decay", type=float, default=None)
+    parser.add_argument("--batch", type=int, default=None)
+    parser.add_argument("--queries", type=int, default=None)
     args = parser.parse_args()
 
     header, items = load_inrs(args.inrs)
@@ -116,7 +118,8 @@ def curve(args: argparse.Namespace, header, items, params: torch.Tensor, split: 
     from nrtool.inr2vec.train import Inr2vecTrainer, _split_validation
 
     config = dataclasses.replace(inr2vec_preset("tiny"), rows=args.rows)
-    overrides = {k: v for k, v in (("lr", args.lr), ("weight_decay", args.weight_decay)) if v is not None}
+    overrides = {k: v for k, v in (("lr", args.lr), ("weight_decay", args.weight_decay), ("batch", args.batch),
+                                   ("queries", args.queries)) if v is not None}
     settings = dataclasses.replace(train_preset("tiny"), **overrides)
     train_rows, val_rows = _split_validation(items, settings.val_items, settings.seed)
     torch.manual_seed(settings.seed)
