@@ -13,10 +13,12 @@ the codes, a motion and this file (and the body model, which is licensed and nev
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -93,6 +95,17 @@ def pad_betas(betas: Any, batch: int, device: torch.device | str = "cpu") -> tor
     k = min(b.shape[1], NUM_BETAS)
     out[:, :k] = b[:, :k]
     return out
+
+
+def posed_bodies(body: Any, poses: torch.Tensor, betas: torch.Tensor, trans: torch.Tensor | None = None) -> Any:
+    """``body.forward`` for the networks' padded ``betas (B, 10)``: the body reads its own first
+    ``num_betas`` of them (none for a body without a shape space)."""
+    return body.forward(poses, betas[:, : body.num_betas] if body.num_betas else None, trans)
+
+
+def poses_digest(poses: np.ndarray) -> str:
+    """sha256 of a pose array's float32 values: what a training run's fingerprint records of its poses."""
+    return hashlib.sha256(np.ascontiguousarray(poses, dtype=np.float32).tobytes()).hexdigest()
 
 
 @dataclass

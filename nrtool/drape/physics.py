@@ -511,14 +511,16 @@ def _nearest_distance(query: Tensor, reference: Tensor) -> Tensor:
     return (diff**2).sum(-1).clamp_min(1e-18).sqrt()
 
 
-def layer_energy(body_vertices: Tensor, top: Tensor, bottom: Tensor, covered: Tensor, gamma: float = 0.5) -> Tensor:
+def layer_energy(body_vertices: Tensor, top: Tensor, bottom: Tensor, covered: Tensor | None = None,
+                 gamma: float = 0.5) -> Tensor:
     """Layering penalty (Eq. 2.11): ``sum over covered body vertices of max(d_bottom - gamma d_top, 0)``.
 
     Args:
         body_vertices: ``(B, Vb, 3)`` posed body.
         top: ``(B, Vt, 3)`` posed top; ``d_top`` the distance of a body vertex to its nearest top vertex.
         bottom: ``(B, Vbm, 3)`` posed bottom; ``d_bottom`` likewise.
-        covered: ``(Vb,)`` bool, the body vertices both garments cover (:func:`covered_by_both`).
+        covered: ``(Vb,)`` bool, the body vertices both garments cover (:func:`covered_by_both`);
+            None: every vertex of ``body_vertices`` (a caller that gathered the covered ones already).
         gamma: the thesis' γ in (0, 1) (App. A.1.5: 0.5, ``DrapeConfig.layer_gamma``).
 
     Returns:
@@ -529,8 +531,10 @@ def layer_energy(body_vertices: Tensor, top: Tensor, bottom: Tensor, covered: Te
     body = body_vertices.to(dtype)
     d_top = _nearest_distance(body, top.to(dtype))
     d_bottom = _nearest_distance(body, bottom.to(dtype))
-    mask = covered.to(device=body.device, dtype=dtype)
-    return (torch.relu(d_bottom - gamma * d_top) * mask).sum(-1)
+    penalty = torch.relu(d_bottom - gamma * d_top)
+    if covered is not None:
+        penalty = penalty * covered.to(device=body.device, dtype=dtype)
+    return penalty.sum(-1)
 
 
 def covered_by_both(body_rest: Tensor, top_rest: Tensor, bottom_rest: Tensor, radius: float) -> Tensor:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from nrtool.drape.garments import GarmentTemplate
-from nrtool.drape.model import DrapingModel, pad_betas
+from nrtool.drape.model import DrapingModel, pad_betas, posed_bodies
 from nrtool.errors import NrtoolError
 
 #: Frames draped per batch (memory: about frames x vertices x 24 x 16 floats for the skinning).
@@ -93,7 +93,7 @@ class SequenceDraper:
         betas = self.betas.expand(batch, -1)
         trans_t = None if trans is None else torch.as_tensor(trans, dtype=torch.float32, device=self.device)
         with torch.no_grad():
-            out = self.body.forward(poses_t, betas[:, : self.body.num_betas] if self.body.num_betas else None, trans_t)
+            out = posed_bodies(self.body, poses_t, betas, trans_t)
             posed = {}
             for category, entry in self.entries.items():
                 canonical = entry["points"][None] + entry["shape_dx"][None] + self._displacement(category, poses_t, betas)

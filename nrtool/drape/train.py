@@ -19,7 +19,7 @@ import torch
 
 from nrtool.drape.config import NUM_BETAS, DrapeConfig, DrapeTrainSettings
 from nrtool.drape.garments import GarmentTemplate, template_tensors
-from nrtool.drape.model import DisplacementField, pad_betas
+from nrtool.drape.model import DisplacementField, pad_betas, posed_bodies, poses_digest
 from nrtool.progress import Progress
 from nrtool.training import TrainReport
 
@@ -94,7 +94,7 @@ def drape_energies(field: DisplacementField | None, entry: dict[str, Any], skinn
     batch = len(poses)
     if out is None:
         with torch.no_grad():
-            out = body.forward(poses, betas[:, : body.num_betas] if body.num_betas else None)
+            out = posed_bodies(body, poses, betas)
     posed, displacement = pose_garment(field, entry, skinning, out, poses, betas, weights, shape_dx, solver)
     floor = out.vertices[..., 1].min(dim=1).values if floor_at_body else None
     rest = entry["rest"]
@@ -282,7 +282,7 @@ def train_drape(
     fingerprint = {"config": config.to_dict(), "settings": run_settings, "kind": kind,
                    "garment_model": sha256_file(garment_model_path), "codes": codes_source,
                    "code_rows": [t.name for t in templates], "body": body_sha, "skinning": sha256_file(skinning_path),
-                   "poses": [float(np.asarray(poses, dtype=np.float64).sum()), int(len(poses))]}
+                   "poses": poses_digest(poses)}
     torch.manual_seed(settings.seed)
     field = DisplacementField(config, codes.codes.shape[1]).to(torch_device)
     trainer = DrapeTrainer(field, kind, templates, skinning, body, material, train_poses, val_poses, settings,
@@ -440,9 +440,7 @@ class IntersectionTrainer(DrapeTrainer):
         total, terms, posed, _ = drape_energies(self.bottom_field, pair["bottom"], self.skinning, self.body,
                                                 self.material, poses, betas, "intersection",
                                                 solver=None if solver is None else (solver, pair["code"]), out=out)
-        covered = pair["covered"]
-        everywhere = torch.ones(len(covered), dtype=torch.bool, device=covered.device)
-        terms["layer"] = layer_energy(out.vertices[:, covered], top_posed, posed, everywhere, self.gamma)
+        terms["layer"] = layer_energy(out.vertices[:, pair["covered"]], top_posed, posed, gamma=self.gamma)
         return total + terms["layer"], terms, posed
 
     def _top(self, pair: dict[str, Any], out: Any, poses: torch.Tensor, betas: torch.Tensor) -> torch.Tensor:
@@ -453,7 +451,7 @@ class IntersectionTrainer(DrapeTrainer):
 
     def item_energies(self, item: Any, poses: torch.Tensor, betas: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         with torch.no_grad():
-            out = self.body.forward(poses, betas[:, : self.body.num_betas] if self.body.num_betas else None)
+            out = posed_bodies(self.body, poses, betas)
         total, terms, _ = self._pair_energies(item, self.model, poses, betas, out, self._top(item, out, poses, betas))
         return total, terms
 
@@ -465,7 +463,7 @@ class IntersectionTrainer(DrapeTrainer):
             raise ValueError("the intersection solver has no nearest-vertex baseline; evaluate(None) drapes without it")
         poses, betas = self.val_poses, self.val_betas
         if self._val_out is None:  # the held-out bodies and the frozen tops never change: posed once
-            self._val_out = self.body.forward(poses, betas[:, : self.body.num_betas] if self.body.num_betas else None)
+            self._val_out = posed_bodies(self.body, poses, betas)
         out = self._val_out
         if item["top_index"] not in self._val_tops:
             self._val_tops[item["top_index"]] = self._top(item, out, poses, betas)
@@ -541,7 +539,7 @@ def train_intersection(
                    "top_model": sha256_file(top.path), "bottom_model": sha256_file(bottom.path),
                    "codes": [top_source, bottom_source], "tops": [t.name for t in tops],
                    "bottoms": [b.name for b in bottoms], "body": sha256_file(body.path),
-                   "poses": [float(np.asarray(poses, dtype=np.float64).sum()), int(len(poses))]}
+                   "poses": poses_digest(poses)}
     torch.manual_seed(settings.seed)
     solver = DisplacementField(config, bottom.field.code_dim + top.field.code_dim).to(torch_device)
     trainer = IntersectionTrainer(solver, top.field, bottom.field, tops, bottoms, pairs, top_skinning, skinning, body,
