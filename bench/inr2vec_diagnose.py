@@ -115,13 +115,13 @@ def main() -> None:
 def curve(args: argparse.Namespace, header, items, params: torch.Tensor, split: Split) -> None:
     from nrtool.inr2vec.config import inr2vec_preset, train_preset
     from nrtool.inr2vec.models import Inr2vec
-    from nrtool.inr2vec.train import Inr2vecTrainer, _split_validation
+    from nrtool.inr2vec.train import Inr2vecTrainer, split_validation
 
     config = dataclasses.replace(inr2vec_preset("tiny"), rows=args.rows)
     overrides = {k: v for k, v in (("lr", args.lr), ("weight_decay", args.weight_decay), ("batch", args.batch),
                                    ("queries", args.queries)) if v is not None}
     settings = dataclasses.replace(train_preset("tiny"), **overrides)
-    train_rows, val_rows = _split_validation(items, settings.val_items, settings.seed)
+    train_rows, val_rows = split_validation(items, settings.val_items, settings.seed)
     torch.manual_seed(settings.seed)
     model = Inr2vec(config, header.spec)
     trainer = Inr2vecTrainer(model, header, params[train_rows], params[val_rows], settings)

@@ -40,21 +40,22 @@ echo "demo: reconstructions (.obj, source units) in $OUT/recon/, side-by-side pi
 
 # A few-minute inr2vec chain (the whole of pipelines/inr2vec.mk, scaled down): 3 well-separated
 # procedural classes, 16 shapes each (4 held out), one augmented copy of each training shape;
-# classify and retrieve the held-out shapes from their INRs' weights, next to PointNet.
+# classify and retrieve the held-out shapes from their INRs with inr2vec and ProbeGen, next to PointNet.
 echo
 echo "demo: inr2vec on procedural shapes (3 classes; a few minutes on 2 cores)"
 "$NRTOOL" synth shapes --out "$OUT/inr2vec-shapes" --families ellipsoid,torus,star_prism --per-class 16 \
   --test-fraction 0.25 --seed 0 --force --quiet
 make -f pipelines/inr2vec.mk NRTOOL="$NRTOOL" DATA="$OUT/inr2vec-shapes" OUT="$OUT/inr2vec" \
   AUG_COPIES=1 EPOCHS=50 INR2VEC_ARGS="--batch 8" CLF_EPOCHS=60 PN_EPOCHS=20
-"$NRTOOL" info "$OUT/inr2vec/emb.h5" --json > /dev/null
+"$NRTOOL" info "$OUT/inr2vec/emb-inr2vec.h5" --json > /dev/null
 python3 - "$OUT/inr2vec" <<'PY'
 import json, sys
 out = sys.argv[1]
 clf = json.load(open(f"{out}/classify.json"))
 pts = json.load(open(f"{out}/classify-points.json"))
 ret = json.load(open(f"{out}/retrieve.json"))
-print(f"demo: held-out accuracy  inr2vec {clf['accuracy']:.3f}  |  PointNet on reconstructed points {pts['accuracy']:.3f}  (chance 0.333)")
-print(f"demo: retrieval of held-out shapes from the training set: mAP@1 {ret['map@1']:.3f}, mAP@5 {ret['map@5']:.3f}")
-print(f"demo: pictures in {out}/: tsne.png, retrieve.png, pred.confusion.png, inr2vec.png (training curves)")
+pg, pg_ret = json.load(open(f"{out}/classify-probegen.json")), json.load(open(f"{out}/retrieve-probegen.json"))
+print(f"demo: held-out accuracy  inr2vec {clf['accuracy']:.3f}  |  ProbeGen {pg['accuracy']:.3f}  |  PointNet on reconstructed points {pts['accuracy']:.3f}  (chance 0.333)")
+print(f"demo: retrieval of held-out shapes from the training set, mAP@1 / mAP@5: inr2vec {ret['map@1']:.3f} / {ret['map@5']:.3f}  |  ProbeGen {pg_ret['map@1']:.3f} / {pg_ret['map@5']:.3f}")
+print(f"demo: pictures in {out}/: tsne.png, retrieve-inr2vec.png, retrieve-probegen.png, pred-inr2vec.confusion.png, inr2vec.png (training curves)")
 PY

@@ -358,7 +358,7 @@ def drape_models(garment_models: dict[str, Path], skinning_model: dict[str, Path
 
 #: Test modules that build the longest shared chains, collected first: under pytest-xdist each
 #: starts on a worker of its own at once rather than last, behind the quick modules.
-LONG_CHAINS_FIRST = ("test_inr2vec.py", "test_drape_layers.py", "test_drape.py")
+LONG_CHAINS_FIRST = ("test_inr2vec.py", "test_drape_layers.py", "test_drape.py", "test_probegen.py")
 WORKER_TIMINGS = pytest.StashKey[dict]()
 
 

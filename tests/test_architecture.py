@@ -14,7 +14,7 @@ LAYERS: list[set[str]] = [
     {"errors", "progress", "device", "config"},
     {"artifacts", "checkpoints", "figures", "training"},
     {"nn", "io", "geometry", "inr", "body", "plots"},
-    {"inr2vec", "heads", "baselines", "garments", "drape", "scan", "nerf", "netspace"},
+    {"inr2vec", "probegen", "heads", "baselines", "garments", "drape", "scan", "nerf", "netspace"},
     {"synth"},
     {"cli", "__main__"},
 ]

@@ -311,6 +311,14 @@ def test_reconstruct_refuses_a_foreign_non_empty_folder(synth_shapes: Path, tmp_
     assert precious.read_text() == "# the user's own mesh\n"
 
 
+def test_reconstruct_split_picks_items_and_refuses_an_absent_split(fitted_inrs: Path, tmp_path: Path) -> None:
+    report = json.loads(run_cli("reconstruct", fitted_inrs, "--out", tmp_path / "test", "--split", "test",
+                                "--resolution", "32", "--json", "--quiet").stdout)
+    assert len(report["results"]) == 2  # one test shape per class
+    result = run_cli("reconstruct", fitted_inrs, "--out", tmp_path / "none", "--split", "nope", check=False)
+    assert_clean_failure(result, "no items with split nope", tmp_path / "none")
+
+
 # ---------------------------------------------------------------- 7. unwritable outputs found first
 
 
@@ -383,20 +391,20 @@ def test_os_error_on_a_user_path_is_one_line_not_internal(synth_shapes: Path, tm
 
 def test_val_items_validate_and_never_train() -> None:
     from nrtool.artifacts.inrs import InrItem
-    from nrtool.inr2vec.train import _split_validation, _train_rows
+    from nrtool.inr2vec.train import split_validation, _train_rows
     from nrtool.io.naming import train_val_split
 
     splits = ["train"] * 6 + ["val"] * 2 + ["test"] * 2 + [None]
     items = [InrItem(f"i{k}", "c", s, "", k, np.zeros(3), 1.0, final_loss=0.0, params=np.zeros(1))
              for k, s in enumerate(splits)]
-    train, val = _split_validation(items, count=8, seed=0)
+    train, val = split_validation(items, count=8, seed=0)
     assert sorted(val) == [6, 7] and not set(train) & {6, 7, 8, 9}
     assert _train_rows(items) == [0, 1, 2, 3, 4, 5, 10]  # what trains with --val FILE too
     train_idx, val_idx = train_val_split(np.zeros(len(splits), dtype=np.int64), splits, 0.2, 0)
     assert val_idx.tolist() == [6, 7] and not set(train_idx.tolist()) & {6, 7, 8, 9}
     # Without val items, validation is carved from the train items only.
     plain = [dataclasses.replace(item, split="train" if item.split == "val" else item.split) for item in items]
-    train, val = _split_validation(plain, count=8, seed=0)
+    train, val = split_validation(plain, count=8, seed=0)
     assert not set(train) & set(val) and not set(train + val) & {8, 9}
 
 

@@ -62,21 +62,22 @@ def encode(
     inrs: Path = typer.Argument(..., help="inrs artifact to embed."),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="inr2vec checkpoint from `nrtool train inr2vec` (--encoder inr2vec)."),
     out: Path = typer.Option(..., "--out", "-o", help="embeddings artifact to write."),
-    encoder: str = typer.Option("inr2vec", help="inr2vec (a trained encoder, --model) | raw (each INR's flattened "
-                                "weights: the baseline, for `train classifier`, `classify` and `retrieve`)."),
+    encoder: str = typer.Option("inr2vec", help="inr2vec (from `train inr2vec`, --model) | probegen (from `train "
+                                "probegen`, --model) | raw (each INR's flattened weights: the baseline, for `train "
+                                "classifier`, `classify` and `retrieve`)."),
     batch: int = typer.Option(64, help="INRs encoded at once."),
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
 ) -> None:
-    """Embed INRs with a trained inr2vec encoder (or as their raw weights) into an `embeddings` artifact.
+    """Embed INRs with a trained inr2vec or ProbeGen encoder (or as their raw weights) into an `embeddings` artifact.
 
-    Example: `nrtool encode inrs.h5 --model inr2vec.pt --out emb.h5`; baseline: `nrtool encode inrs.h5 --encoder raw --out raw.h5`
+    Example: `nrtool encode inrs.h5 --model inr2vec.pt --out emb.h5`; `nrtool encode inrs.h5 --encoder probegen --model pg.pt --out pg.h5`; baseline: `nrtool encode inrs.h5 --encoder raw --out raw.h5`
     """
     from nrtool.errors import NrtoolError
 
-    if encoder not in ("inr2vec", "raw"):
-        raise NrtoolError(f"--encoder must be inr2vec or raw, not {encoder!r}")
-    if (model is None) == (encoder == "inr2vec"):
-        raise NrtoolError("--encoder inr2vec needs --model" if model is None else "--encoder raw takes no --model")
+    if encoder not in ("inr2vec", "probegen", "raw"):
+        raise NrtoolError(f"--encoder must be inr2vec, probegen or raw, not {encoder!r}")
+    if (model is None) == (encoder != "raw"):
+        raise NrtoolError(f"--encoder {encoder} needs --model" if model is None else "--encoder raw takes no --model")
     if batch < 1:
         raise NrtoolError("--batch must be at least 1")
     check_outputs(files=[out])
@@ -84,6 +85,11 @@ def encode(
         from nrtool.inr2vec.encode import raw_weight_vectors
 
         embeddings = raw_weight_vectors(inrs, out, command=argv())
+    elif encoder == "probegen":
+        from nrtool.inr2vec.encode import probegen_embeddings
+
+        embeddings = probegen_embeddings(inrs, model, out, device=device, batch=batch, progress=progress(),
+                                         command=argv())
     else:
         from nrtool.inr2vec.encode import encode_inrs
 

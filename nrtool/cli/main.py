@@ -31,6 +31,7 @@ def _register() -> None:
         inr2vec_cmd,
         plot_cmd,
         pointnet_cmd,
+        probegen_cmd,
         reconstruct_cmd,
         scan_cmd,
         synth_cmd,

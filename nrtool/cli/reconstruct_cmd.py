@@ -30,6 +30,7 @@ def reconstruct(
     normalised: bool = typer.Option(False, "--normalised", help="Write in the normalised [-1,1]^3 frame instead of source units."),
     mesh_format: str = typer.Option("obj", help="Mesh file format: obj | ply | off | stl."),
     name: Optional[list[str]] = typer.Option(None, "--name", help="Only these items (repeatable)."),
+    split: Optional[list[str]] = typer.Option(None, "--split", help="Only items of this split (repeatable), e.g. --split test."),
     metrics: bool = typer.Option(False, "--metrics", help="Compare with the source shapes: Chamfer, F-score@0.01, IoU."),
     preview: Optional[Path] = typer.Option(None, help="Also write a PNG sheet of sources vs reconstructions."),
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
@@ -52,6 +53,14 @@ def reconstruct(
     )
     check_device(device)
     check_outputs(files=[preview], folders=[out])
+    if split:
+        from nrtool.artifacts.inrs import load_inrs
+        from nrtool.errors import InputFileError
+
+        chosen = [item.name for item in load_inrs(inrs)[1] if item.split in split and (not name or item.name in name)]
+        if not chosen:
+            raise InputFileError(inrs, f"no items with split {' or '.join(split)}" + (" among the --name items" if name else ""))
+        name = chosen
     header, results = reconstruct_inrs(
         inrs, out, settings, device=device, names=name, progress=progress(), overwrite=overwrite
     )

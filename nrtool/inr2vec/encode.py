@@ -1,4 +1,5 @@
-"""``encode``: INRs -> inr2vec embeddings, batched; or their raw weights (the weight-space baseline)."""
+"""``encode``: INRs -> embeddings, batched: with a trained inr2vec or ProbeGen encoder, or as their
+raw weights (the weight-space baseline)."""
 
 from __future__ import annotations
 
@@ -58,4 +59,39 @@ def raw_weight_vectors(
     vectors = np.stack([item.params for item in items]).astype(np.float32)
     embeddings = Embeddings(vectors, list(items), encoder="raw", field=header.field)
     write_embeddings(out, embeddings, inputs=provenance([inrs_path]), command=command)
+    return embeddings
+
+
+def probegen_embeddings(
+    inrs_path: str | os.PathLike[str],
+    model_path: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    device: str = "auto",
+    batch: int = 64,
+    progress: Progress | None = None,
+    command: list[str] | None = None,
+) -> Embeddings:
+    """Embed every INR with a ProbeGen encoder (:mod:`nrtool.probegen.model`; encoder ``probegen``).
+
+    The encoder reads the INRs' fields, so it needs INRs of the field it was trained on, of any
+    architecture or initialisation.
+    """
+    from nrtool.device import resolve_device
+    from nrtool.errors import InputFileError
+    from nrtool.probegen.model import load_probegen, probegen_vectors
+
+    progress = progress or SilentProgress()
+    torch_device = resolve_device(device)
+    encoder = load_probegen(model_path, torch_device)
+    header, items = load_inrs(inrs_path)
+    if header.field != encoder.field:
+        raise InputFileError(inrs_path, f"holds {header.field} INRs, but {model_path} reads {encoder.field} ones")
+    vectors = []
+    with progress.task("encoding INRs", len(items), "INRs") as advance:
+        for start in range(0, len(items), batch):
+            chunk = items[start : start + batch]
+            vectors.append(probegen_vectors(encoder, np.stack([item.params for item in chunk]), header.spec, torch_device))
+            advance(len(chunk))
+    embeddings = Embeddings(np.concatenate(vectors), list(items), encoder="probegen", field=header.field)
+    write_embeddings(out, embeddings, inputs=provenance([inrs_path, model_path]), command=command)
     return embeddings

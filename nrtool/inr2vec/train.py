@@ -117,7 +117,7 @@ def validation_chamfer(model: Inr2vec, header: InrHeader, params: torch.Tensor, 
     return float(distances.mean())
 
 
-def _split_validation(items: Sequence[InrItem], count: int, seed: int) -> tuple[list[int], list[int]]:
+def split_validation(items: Sequence[InrItem], count: int, seed: int) -> tuple[list[int], list[int]]:
     """Rows that train and rows that validate (at most ``count`` of them), by the one split rule.
 
     Items marked ``val`` are held out for validation and never trained on; ``test`` items are
@@ -198,7 +198,7 @@ def train_inr2vec(
     """Train encoder + decoder on the INRs of ``inrs_path``; write the best checkpoint to ``out``.
 
     Trained on the ``train`` (or unsplit) items; validated on ``val_path``'s INRs, else on the
-    ``val`` items, else on a seeded tenth of the train items (:func:`_split_validation`).
+    ``val`` items, else on a seeded tenth of the train items (:func:`split_validation`).
     An interrupted run leaves ``OUT.partial`` (:mod:`nrtool.training`); the same call continues
     from it, ``restart`` discards it.
     """
@@ -218,7 +218,7 @@ def train_inr2vec(
         train_params = torch.from_numpy(np.stack([items[i].params for i in train_rows]))
         val_params = torch.from_numpy(np.stack([v.params for v in val_items[: settings.val_items]]))
     else:
-        train_rows, val_rows = _split_validation(items, settings.val_items, settings.seed)
+        train_rows, val_rows = split_validation(items, settings.val_items, settings.seed)
         train_params = torch.from_numpy(np.stack([items[i].params for i in train_rows]))
         val_params = torch.from_numpy(np.stack([items[i].params for i in val_rows]))
     inrs_sha256 = sha256_file(inrs_path)
