@@ -391,7 +391,7 @@ def test_os_error_on_a_user_path_is_one_line_not_internal(synth_shapes: Path, tm
 
 def test_val_items_validate_and_never_train() -> None:
     from nrtool.artifacts.inrs import InrItem
-    from nrtool.inr2vec.train import split_validation, _train_rows
+    from nrtool.inr2vec.train import _train_rows, split_validation
     from nrtool.io.naming import train_val_split
 
     splits = ["train"] * 6 + ["val"] * 2 + ["test"] * 2 + [None]
