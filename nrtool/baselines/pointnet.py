@@ -42,8 +42,8 @@ from nrtool.errors import InputFileError, NrtoolError
 from nrtool.geometry.ground_truth import item_seed
 from nrtool.heads.training import (
     ClassificationValidation,
-    shuffled_batches,
     steps_per_epoch,
+    supervised_epoch,
 )
 from nrtool.io.naming import source_group, train_val_split
 from nrtool.nn import linear_bn_relu, recalibrate_batchnorm
@@ -215,22 +215,18 @@ class PointNetTrainer(ClassificationValidation):
 
     def train_epoch(self, epoch: int, advance: Any, out_of_time: Any) -> dict[str, float]:
         train_idx = torch.as_tensor(self.train_idx, device=self.device)
-        total, seen = 0.0, 0
-        for index in shuffled_batches(len(self.train_idx), self.config.batch, self.generator):
-            shapes = train_idx[index.to(self.device)]
+
+        def loss_of(index: torch.Tensor) -> torch.Tensor:
+            shapes = train_idx[index]
             # A random subset of each shape's pool, plus jitter: augmentation.
             pick = torch.rand(len(shapes), self.cloud.shape[1], generator=self.generator).argsort(1)[:, : self.per_shape]
             batch = self.cloud[shapes[:, None], pick.to(self.device)]
             if self.config.jitter:
                 batch = batch + self.config.jitter * torch.randn(batch.shape, generator=self.generator).to(self.device)
-            loss = torch.nn.functional.cross_entropy(self.model(batch), self.y[shapes])
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            total += loss.item() * len(index)
-            seen += len(index)
-            advance()
-        lr = float(self.optimizer.param_groups[0]["lr"])
+            return torch.nn.functional.cross_entropy(self.model(batch), self.y[shapes])
+
+        record = supervised_epoch(len(self.train_idx), self.config.batch, self.generator, self.device, loss_of,
+                                  self.optimizer, None, advance)
         self.scheduler.step()
         clouds = self.cloud[train_idx[:BN_SHAPES], : self.per_shape]
 
@@ -240,7 +236,7 @@ class PointNetTrainer(ClassificationValidation):
                     self.model(chunk)
 
         recalibrate_batchnorm(self.model, passes)
-        return {"train_loss": total / max(seen, 1), "lr": lr}
+        return record
 
 
 def train_pointnet(

@@ -28,8 +28,8 @@ from nrtool.heads.config import ClassifierConfig
 from nrtool.heads.report import softmax_in_batches, write_and_report
 from nrtool.heads.training import (
     ClassificationValidation,
-    shuffled_batches,
     steps_per_epoch,
+    supervised_epoch,
 )
 from nrtool.io.naming import source_group, train_val_split
 from nrtool.nn import linear_bn_relu
@@ -85,18 +85,11 @@ class ClassifierTrainer(ClassificationValidation):
         self.rng = None
 
     def train_epoch(self, epoch: int, advance: Any, out_of_time: Any) -> dict[str, float]:
-        total, seen = 0.0, 0
-        for index in shuffled_batches(len(self.y_train), self.config.batch, self.generator):
-            index = index.to(self.device)
-            loss = torch.nn.functional.cross_entropy(self.model(self.x_train[index]), self.y_train[index])
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            self.scheduler.step()
-            total += loss.item() * len(index)
-            seen += len(index)
-            advance()
-        return {"train_loss": total / max(seen, 1), "lr": float(self.optimizer.param_groups[0]["lr"])}
+        def loss_of(index: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.cross_entropy(self.model(self.x_train[index]), self.y_train[index])
+
+        return supervised_epoch(len(self.y_train), self.config.batch, self.generator, self.device, loss_of,
+                                self.optimizer, self.scheduler, advance)
 
 
 @dataclass

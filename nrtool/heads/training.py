@@ -8,6 +8,7 @@ the lowest validation loss wins. Without validation items the last epoch is kept
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -27,6 +28,27 @@ def shuffled_batches(n: int, batch: int, generator: torch.Generator) -> list[tor
 def steps_per_epoch(n: int, batch: int) -> int:
     full, rest = divmod(n, batch)
     return full + (1 if rest > 1 or (rest == 1 and full == 0) else 0)
+
+
+def supervised_epoch(n: int, batch: int, generator: torch.Generator, device: torch.device,
+                     loss_of: Callable[[torch.Tensor], torch.Tensor], optimizer: torch.optim.Optimizer,
+                     scheduler: Any, advance: Any) -> dict[str, float]:
+    """One shuffled pass over ``n`` training items: ``loss_of(index batch)`` -> step (and a
+    per-step ``scheduler``, if given). Returns the item-weighted mean loss and the lr after the
+    pass (a per-epoch schedule is the caller's to step afterwards)."""
+    total, seen = 0.0, 0
+    for index in shuffled_batches(n, batch, generator):
+        index = index.to(device)
+        loss = loss_of(index)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        total += loss.item() * len(index)
+        seen += len(index)
+        advance()
+    return {"train_loss": total / max(seen, 1), "lr": float(optimizer.param_groups[0]["lr"])}
 
 
 class ClassificationValidation:

@@ -4,14 +4,27 @@ raw weights (the weight-space baseline)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import numpy as np
 import torch
 
 from nrtool.artifacts.core import provenance
 from nrtool.artifacts.embeddings import Embeddings, write_embeddings
-from nrtool.artifacts.inrs import load_inrs
+from nrtool.artifacts.inrs import InrItem, load_inrs
 from nrtool.progress import Progress, SilentProgress
+
+
+def _in_batches(items: list[InrItem], batch: int, progress: Progress,
+                embed: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """``embed`` (B, P) parameters -> (B, D) vectors over all items, ``batch`` at a time, with progress."""
+    vectors = []
+    with progress.task("encoding INRs", len(items), "INRs") as advance:
+        for start in range(0, len(items), batch):
+            chunk = items[start : start + batch]
+            vectors.append(embed(np.stack([item.params for item in chunk])))
+            advance(len(chunk))
+    return np.concatenate(vectors)
 
 
 def encode_inrs(
@@ -32,14 +45,13 @@ def encode_inrs(
     model, checkpoint = load_model(model_path, torch_device)
     header, items = load_inrs(inrs_path)
     check_compatible(checkpoint, header, model_path, inrs_path)
-    vectors = []
-    with progress.task("encoding INRs", len(items), "INRs") as advance, torch.no_grad():
-        for start in range(0, len(items), batch):
-            chunk = items[start : start + batch]
-            params = torch.from_numpy(np.stack([item.params for item in chunk])).to(torch_device)
-            vectors.append(model.encode(params).cpu().numpy())
-            advance(len(chunk))
-    embeddings = Embeddings(np.concatenate(vectors), list(items), encoder="inr2vec", field=header.field)
+
+    def embed(params: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return model.encode(torch.from_numpy(params).to(torch_device)).cpu().numpy()
+
+    vectors = _in_batches(items, batch, progress, embed)
+    embeddings = Embeddings(vectors, list(items), encoder="inr2vec", field=header.field)
     write_embeddings(out, embeddings, inputs=provenance([inrs_path, model_path]), command=command)
     return embeddings
 
@@ -86,12 +98,7 @@ def probegen_embeddings(
     header, items = load_inrs(inrs_path)
     if header.field != encoder.field:
         raise InputFileError(inrs_path, f"holds {header.field} INRs, but {model_path} reads {encoder.field} ones")
-    vectors = []
-    with progress.task("encoding INRs", len(items), "INRs") as advance:
-        for start in range(0, len(items), batch):
-            chunk = items[start : start + batch]
-            vectors.append(probegen_vectors(encoder, np.stack([item.params for item in chunk]), header.spec, torch_device))
-            advance(len(chunk))
-    embeddings = Embeddings(np.concatenate(vectors), list(items), encoder="probegen", field=header.field)
+    vectors = _in_batches(items, batch, progress, lambda params: probegen_vectors(encoder, params, header.spec, torch_device))
+    embeddings = Embeddings(vectors, list(items), encoder="probegen", field=header.field)
     write_embeddings(out, embeddings, inputs=provenance([inrs_path, model_path]), command=command)
     return embeddings

@@ -44,8 +44,8 @@ from nrtool.artifacts.core import holds_output_lock
 from nrtool.errors import InputFileError, NrtoolError
 from nrtool.heads.training import (
     ClassificationValidation,
-    shuffled_batches,
     steps_per_epoch,
+    supervised_epoch,
 )
 from nrtool.inr.siren import SirenSpec, batched_forward
 from nrtool.io.naming import source_group, train_val_split
@@ -135,20 +135,14 @@ class ProbeGenTrainer(ClassificationValidation):
 
     def train_epoch(self, epoch: int, advance: Any, out_of_time: Any) -> dict[str, float]:
         self.model.train()
-        total, seen = 0.0, 0
-        for index in shuffled_batches(len(self.y_train), self.config.batch, self.generator):
-            index = index.to(self.device)
+
+        def loss_of(index: torch.Tensor) -> torch.Tensor:
             logits = self.model.classify(self.model.embed(self.x_train[index], self.spec, self.generator))
-            loss = torch.nn.functional.cross_entropy(logits, self.y_train[index],
+            return torch.nn.functional.cross_entropy(logits, self.y_train[index],
                                                      label_smoothing=self.config.label_smoothing)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            self.scheduler.step()
-            total += loss.item() * len(index)
-            seen += len(index)
-            advance()
-        return {"train_loss": total / max(seen, 1), "lr": float(self.optimizer.param_groups[0]["lr"])}
+
+        return supervised_epoch(len(self.y_train), self.config.batch, self.generator, self.device, loss_of,
+                                self.optimizer, self.scheduler, advance)
 
 
 @dataclass
