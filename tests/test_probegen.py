@@ -45,6 +45,15 @@ def test_embedding_ignores_the_order_of_hidden_neurons() -> None:
         assert not torch.allclose(noisy, encoder.embed(params, spec))
 
 
+def test_random_rotations_are_rotations() -> None:
+    from nrtool.probegen.model import random_rotations
+
+    rotations = random_rotations(64, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(rotations @ rotations.transpose(1, 2), torch.eye(3).expand(64, 3, 3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(torch.linalg.det(rotations), torch.ones(64), atol=1e-5, rtol=0)
+    assert rotations.std(dim=0).min() > 0.3  # spread over SO(3), not clustered near the identity
+
+
 def test_train_encode_and_refusals(fitted_inrs: Path, tmp_path: Path) -> None:
     model = tmp_path / "pg.pt"
     report = json.loads(run_cli("train", "probegen", fitted_inrs, "--out", model, "--epochs", "3", "--probes", "64",
