@@ -53,16 +53,8 @@ def reconstruct(
     )
     check_device(device)
     check_outputs(files=[preview], folders=[out])
-    if split:
-        from nrtool.artifacts.inrs import load_inrs
-        from nrtool.errors import InputFileError
-
-        chosen = [item.name for item in load_inrs(inrs)[1] if item.split in split and (not name or item.name in name)]
-        if not chosen:
-            raise InputFileError(inrs, f"no items with split {' or '.join(split)}" + (" among the --name items" if name else ""))
-        name = chosen
     header, results = reconstruct_inrs(
-        inrs, out, settings, device=device, names=name, progress=progress(), overwrite=overwrite
+        inrs, out, settings, device=device, names=name, progress=progress(), overwrite=overwrite, splits=split
     )
     summary = summarise(results)
     for result in results:

@@ -243,14 +243,20 @@ def load_reconstruction(path: Path, item: InrItem, settings: ReconstructionSetti
     return Reconstruction(vertices=vertices, faces=shape.faces)
 
 
-def select_items(items: list[InrItem], names: Sequence[str] | None, path: str | os.PathLike[str]) -> list[InrItem]:
-    if not names:
-        return items
-    by_name = {item.name: item for item in items}
-    missing = [n for n in names if n not in by_name]
-    if missing:
-        raise InputFileError(path, f"has no item named {missing[0]!r}")
-    return [by_name[n] for n in names]
+def select_items(items: list[InrItem], names: Sequence[str] | None, path: str | os.PathLike[str],
+                 splits: Sequence[str] | None = None) -> list[InrItem]:
+    """The items named (all when none), then only those of ``splits`` (all when none)."""
+    if names:
+        by_name = {item.name: item for item in items}
+        missing = [n for n in names if n not in by_name]
+        if missing:
+            raise InputFileError(path, f"has no item named {missing[0]!r}")
+        items = [by_name[n] for n in names]
+    if splits:
+        items = [item for item in items if item.split in splits]
+        if not items:
+            raise InputFileError(path, f"no items with split {' or '.join(splits)}" + (" among the --name items" if names else ""))
+    return items
 
 
 def reconstruct_inrs(
@@ -261,6 +267,7 @@ def reconstruct_inrs(
     names: Sequence[str] | None = None,
     progress: Progress | None = None,
     overwrite: bool = False,
+    splits: Sequence[str] | None = None,
 ) -> tuple[InrHeader, list[ItemResult]]:
     """Reconstruct (and optionally score) every INR of an ``inrs`` artifact into ``out_dir``.
 
@@ -272,7 +279,7 @@ def reconstruct_inrs(
 
     progress = progress or SilentProgress()
     header, items = load_inrs(path)
-    items = select_items(items, names, path)
+    items = select_items(items, names, path, splits)
     torch_device = resolve_device(device)
     folder = check_output_dir(out_dir, "--out")
     folder.parent.mkdir(parents=True, exist_ok=True)  # the lock lives beside the folder

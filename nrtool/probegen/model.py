@@ -170,15 +170,12 @@ def load_probegen(path: str | os.PathLike[str], device: torch.device | str = "cp
     return ProbeGen(model, config, classes, fields["field"], history, str(path))  # type: ignore[arg-type]
 
 
-def probegen_vectors(encoder: ProbeGen, params: np.ndarray, spec: SirenSpec, device: torch.device,
-                     batch: int = 64) -> np.ndarray:
-    """(N, P) INR parameters of architecture ``spec`` -> (N, D) float32 embeddings (eval mode)."""
-    vectors = []
+def probegen_vectors(encoder: ProbeGen, params: np.ndarray, spec: SirenSpec, device: torch.device) -> np.ndarray:
+    """(B, P) INR parameters of architecture ``spec`` -> (B, D) float32 embeddings (eval mode);
+    the caller batches (:func:`nrtool.inr2vec.encode.probegen_embeddings`)."""
     with torch.no_grad():
-        for start in range(0, len(params), batch):
-            chunk = torch.as_tensor(np.asarray(params[start : start + batch], dtype=np.float32), device=device)
-            vectors.append(encoder.model.embed(chunk, spec).cpu().numpy())
-    return np.concatenate(vectors) if vectors else np.zeros((0, encoder.config.embedding_dim), np.float32)
+        chunk = torch.as_tensor(np.asarray(params, dtype=np.float32), device=device)
+        return encoder.model.embed(chunk, spec).cpu().numpy()
 
 
 @holds_output_lock("out")
