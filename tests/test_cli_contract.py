@@ -37,6 +37,8 @@ BAD_OPTIONS = [
      "--bottom-codes goes with"),
     (["train", "drape", "--top-model", "t.pt", "--bottom-model", "m.pt", "--skinning", "s.pt", "-b", "b.npz", "-p",
       "procedural", "--out", "d.pt"], "--skinning is not used"),
+    (["train", "drape", "--top-model", "t.pt", "--bottom-model", "m.pt", "-b", "b.npz", "-p", "procedural",
+      "--out", "d.pt", "--layer-weight", "-1"], "layer_weight=-1.0"),
 ]
 
 

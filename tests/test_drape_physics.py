@@ -314,6 +314,23 @@ def test_collision_is_zero_outside_the_margin_and_cubic_inside() -> None:
     assert float(e[0]) == pytest.approx(kc * (eps + 0.02) ** 3) and float(e[1]) == 0.0
 
 
+def test_collision_with_faces_adds_the_centroids() -> None:
+    """With the faces, each face centroid is penalised like a vertex: a triangle over the plane
+    body with corner heights 3, 3 and -3 mm (centroid at 1 mm) costs k_c ((eps + 3 mm)^3 +
+    (eps - 1 mm)^3); the corners alone only the first."""
+    body, normals = plane_body()
+    eps, kc = MAT.collision_margin, MAT.collision_stiffness
+    tri = torch.tensor([[[0.10, 0.003, 0.20], [0.12, 0.003, 0.20], [0.11, -0.003, 0.22]]], dtype=torch.float64)
+    faces = torch.tensor([[0, 1, 2]])
+    corners = collision_energy(tri, body[None], normals[None], MAT)
+    both = collision_energy(tri, body[None], normals[None], MAT, faces)
+    assert float(corners[0]) == pytest.approx(kc * (eps + 0.003) ** 3, rel=1e-9)
+    assert float(both[0]) == pytest.approx(kc * ((eps + 0.003) ** 3 + (eps - 0.001) ** 3), rel=1e-9)
+    # Lifted 3 mm, the corners are clear (6, 6, 0 mm -> only the last within eps) and so is the centroid (4 mm).
+    lifted = tri + torch.tensor([0.0, 0.003, 0.0], dtype=tri.dtype)
+    assert float(collision_energy(lifted, body[None], normals[None], MAT, faces)[0]) == pytest.approx(kc * eps**3, rel=1e-9)
+
+
 def test_pin_energy_of_a_known_displacement() -> None:
     displacement = torch.tensor([[[1.0, 2.0, 3.0], [5.0, 5.0, 5.0], [0.5, 0.0, -1.0]]])
     pinned = torch.tensor([True, False, True])

@@ -33,23 +33,8 @@ from nrtool.drape.config import (
 BODY_OPTION_HELP = ("Body model: your SMPL .pkl/.npz (or a folder of SMPL_{GENDER} files), `nrtool synth body`'s "
                     ".npz, or a rigged-mesh .npz.")
 JSON_OPTION = typer.Option(False, "--json", help="Print a JSON summary.")
-#: ``--poses procedural``: the built-in motions instead of files (seeds 0..2, 2 s each at 30 fps).
+#: ``--poses procedural``: the built-in motions (``nrtool.synth.poses.procedural_training_poses``).
 PROCEDURAL = "procedural"
-
-
-def _procedural_poses() -> tuple[object, list[str]]:
-    import numpy as np
-
-    from nrtool.synth.poses import MOTIONS, make_motion
-
-    poses, names = [], []
-    for seed in range(3):
-        for motion in MOTIONS:
-            poses.append(make_motion(motion, seconds=2.0, fps=30.0, seed=seed).poses.astype(np.float32))
-            names.append(f"procedural:{motion}:{seed}")
-    return np.concatenate(poses), names
-
-
 def _skinning_path(out: Path, skinning: Optional[Path]) -> Path:
     return skinning if skinning is not None else out.with_name(out.stem + ".skinning.pt")
 
@@ -112,7 +97,7 @@ def train_skinning_cmd(
 
 
 @train_app.command("drape")
-@override_options(DrapeConfig, ["batch", "lr", "beta_range", "garment_resolution"], into="network")
+@override_options(DrapeConfig, ["batch", "lr", "beta_range", "garment_resolution", "layer_weight"], into="network")
 @override_options(DrapeTrainSettings, ["epochs", "steps_per_epoch", "val_every", "val_poses", "time_limit", "seed"])
 def train_drape_cmd(
     garment_model: Optional[Path] = typer.Option(None, "--garment-model", "-g", help="Garment checkpoint (`nrtool train garment`): its category is the draping model's (not with --top-model/--bottom-model)."),
@@ -155,26 +140,20 @@ def train_drape_cmd(
     layered = _check_drape_inputs(garment_model, top_model, bottom_model, bottom_codes, skinning)
     skin = _skinning_path(out, skinning)
     check_outputs(files=[out] + ([] if layered or skin.is_file() else [skin]))
-    from nrtool.body.body_model import BodyModel
-    from nrtool.drape.poses import load_training_poses
+    from nrtool.drape.poses import TrainingPoses
     from nrtool.drape.train import train_drape, train_intersection
 
-    pose_files = [p for p in poses if p != PROCEDURAL]
-    body = BodyModel(body_model)
-    arrays, sources = [], []
-    if pose_files:
-        loaded, names = load_training_poses(pose_files, body, fps, separate_arms)
-        arrays.append(loaded)
-        sources += names
+    files = tuple(p for p in poses if p != PROCEDURAL)
     if PROCEDURAL in poses:
-        loaded, names = _procedural_poses()
-        arrays.append(loaded)
-        sources += names
-    import numpy as np
+        from nrtool.synth.poses import procedural_training_poses
 
-    all_poses = np.concatenate(arrays)
+        generated, names = procedural_training_poses()
+        pose_set = TrainingPoses(files, fps, separate_arms, generated, tuple(names))
+    else:
+        pose_set = TrainingPoses(files, fps, separate_arms)
+    pose_set.check()
     if layered:
-        report = train_intersection(top_model, bottom_model, body_model, all_poses, sources, out, config, settings,
+        report = train_intersection(top_model, bottom_model, body_model, pose_set, out, config, settings,
                                     device=device, progress=progress(), restart=restart, top_codes=codes,
                                     bottom_codes=bottom_codes)
         held = report.details["held_out"]
@@ -190,7 +169,7 @@ def train_drape_cmd(
         note(f"training the skinning stage of {body_model.name} first ({skin})")
         skin_report = train_skinning(body_model, skin, skinning_preset(preset), device=device, progress=progress())
         note(f"{skin}: {skin_report.ending()}")
-    report = train_drape(garment_model, codes, body_model, skin, all_poses, sources, out, config, settings,
+    report = train_drape(garment_model, codes, body_model, skin, pose_set, out, config, settings,
                          device=device, progress=progress(), restart=restart)
     held = report.details["held_out"]
     ours, base = held["ours"], held["baseline"]

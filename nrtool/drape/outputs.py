@@ -208,10 +208,12 @@ def drape_to_folder(
         raise NrtoolError(f"pass --body-model (the body {first.body.get('name', '?')} that {first.path} was trained on)")
     body = BodyModel(body_path, device=torch_device)
     notes = list(body.notes)
-    # Each model's skinning field must be of this body (one line naming the body file if not).
-    skinning = skinning_from_checkpoint(first.checkpoint["skinning"], first.path, body, body_path, torch_device)
-    for other in models.values():
-        check_skinning_body(other.checkpoint["skinning"], body, other.path, body_path)
+    # Each garment is skinned by the field its model was trained with; every one must be of this
+    # body (one line naming the body file if not).
+    skinning = {kind: skinning_from_checkpoint(m.checkpoint["skinning"], m.path, body, body_path, torch_device)
+                for kind, m in models.items() if kind != "intersection"}
+    if "intersection" in models:
+        check_skinning_body(models["intersection"].checkpoint["skinning"], body, models["intersection"].path, body_path)
     # The motion before the garments: a wrong --pose file fails before seconds of decoding.
     motion = load_motion(pose_path, fps=fps, y_up=True, arms_degrees=separate_arms, source_up=source_up,
                          rest_joints=body.rest_joints())
@@ -254,8 +256,8 @@ def drape_to_folder(
         if np.any(shape != 0):
             notes.append(f"{body_path.name} has no shape space: the motion's betas are ignored")
         shape[:] = 0
-    draper = SequenceDraper({k: models[k] for k in (*templates, "intersection") if k in models}, templates, skinning,
-                            body, shape, material, torch_device, cache=cache)
+    draper = SequenceDraper({k: models[k] for k in (*templates, "intersection") if k in models}, templates,
+                            {k: skinning[k] for k in templates}, body, shape, material, torch_device, cache=cache)
     with progress.task("draping", len(poses), "frames") as advance:
         sequence = drape_motion(draper, poses, trans, baseline=baseline, advance=advance)
     inputs = provenance([*model_paths, pose_path, body_path])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,3 +47,41 @@ def load_training_poses(sources: list[str | os.PathLike[str]], body: Any, fps: f
     if not poses:
         raise NrtoolError("no poses to train on")
     return np.concatenate(poses), names
+
+
+@dataclass(frozen=True, eq=False)  # eq on arrays would be elementwise
+class TrainingPoses:
+    """Where a draping model's training poses come from: motion files (and folders of them),
+    resampled to ``fps`` when they state their rate, arms rotated ``separate_arms`` degrees away
+    from the torso; and poses ``generated`` in code (``nrtool.synth.poses.procedural_training_poses``,
+    Y-up, used as they are), named by ``generated_names``."""
+
+    files: tuple[str, ...] = ()
+    fps: float | None = 30.0
+    separate_arms: float = 0.0
+    generated: np.ndarray | None = None  # (P, 72)
+    generated_names: tuple[str, ...] = ()
+
+    def check(self) -> None:
+        """Read every motion file once (no body needed), so that a missing or wrong-kind file is
+        refused in one line before any training starts."""
+        from nrtool.body.amass import read_amass
+
+        if not self.files and self.generated is None:
+            raise NrtoolError("no poses to train on: pass motion files or folders (or the built-in motions)")
+        for path in motion_files(list(self.files)):
+            read_amass(path)
+
+    def load(self, body: Any) -> tuple[np.ndarray, list[str]]:
+        """``(P, 72)`` Y-up poses for ``body`` (its rest joints place the arm rotation) and where
+        they came from: the files (:func:`load_training_poses`) first, then the generated poses."""
+        self.check()
+        arrays, names = [], []
+        if self.files:
+            loaded, found = load_training_poses(list(self.files), body, self.fps, self.separate_arms)
+            arrays.append(loaded)
+            names += found
+        if self.generated is not None:
+            arrays.append(np.asarray(self.generated, dtype=np.float32))
+            names += list(self.generated_names)
+        return np.concatenate(arrays), names

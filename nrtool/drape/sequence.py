@@ -44,21 +44,25 @@ class SequenceDraper:
     """Drapes fixed garments on one body shape over any number of frames (caches what it can).
 
     ``models``: the draping models by kind (``top``, ``bottom``, optionally ``intersection``);
-    ``templates``: the garments by category, canonical meshes; ``skinning``: the field the
-    models were trained with; ``betas (10,)`` the body shape of the whole sequence.
+    ``templates``: the garments by category, canonical meshes; ``skinning``: the skinning
+    field each category's model was trained with (``{category: field}``; one field: all of
+    them); ``betas (10,)`` the body shape of the whole sequence.
     """
 
-    def __init__(self, models: dict[str, DrapingModel], templates: dict[str, GarmentTemplate], skinning: Any,
-                 body: Any, betas: np.ndarray | None, material: Any, device: torch.device, cache: bool = True) -> None:
+    def __init__(self, models: dict[str, DrapingModel], templates: dict[str, GarmentTemplate],
+                 skinning: Any | dict[str, Any], body: Any, betas: np.ndarray | None, material: Any,
+                 device: torch.device, cache: bool = True) -> None:
         from nrtool.drape.garments import template_tensors
 
         started = time.perf_counter()
-        self.models, self.templates, self.skinning, self.body = models, templates, skinning, body
+        self.models, self.templates, self.body = models, templates, body
+        self.skinning = skinning if isinstance(skinning, dict) else {category: skinning for category in templates}
         self.material, self.device, self.cache = material, device, cache
         self.betas = pad_betas(betas, 1, device)
         self.entries: dict[str, dict[str, Any]] = {}
         with torch.no_grad():
             for category, template in templates.items():
+                skinning = self.skinning[category]
                 entry = dict(template_tensors(template, skinning, material, body, False, device))
                 points = entry["points"]
                 entry["shape_dx"] = skinning.shape_displacement(points[None], self.betas)[0]

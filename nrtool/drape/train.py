@@ -20,6 +20,7 @@ import torch
 from nrtool.drape.config import NUM_BETAS, DrapeConfig, DrapeTrainSettings
 from nrtool.drape.garments import GarmentTemplate, template_tensors
 from nrtool.drape.model import DisplacementField, pad_betas, posed_bodies, poses_digest
+from nrtool.drape.poses import TrainingPoses
 from nrtool.progress import Progress
 from nrtool.training import TrainReport
 
@@ -102,7 +103,8 @@ def drape_energies(field: DisplacementField | None, entry: dict[str, Any], skinn
         "strain": strain_energy(posed, rest, material),
         "bending": bending_energy(posed, rest, material),
         "gravity": gravity_energy(posed, rest, material, floor),
-        "collision": collision_energy(posed, out.vertices, out.normals, material),
+        # Vertices and face centroids: B2G tests the centroids (see collision_energy).
+        "collision": collision_energy(posed, out.vertices, out.normals, material, rest.faces),
     }
     if kind in ("bottom", "intersection"):
         pinned = entry["pinned"]
@@ -215,8 +217,7 @@ def train_drape(
     codes_path: str | os.PathLike[str] | None,
     body_path: str | os.PathLike[str],
     skinning_path: str | os.PathLike[str],
-    poses: np.ndarray,
-    pose_sources: list[str],
+    poses: TrainingPoses,
     out: str | os.PathLike[str],
     config: DrapeConfig,
     settings: DrapeTrainSettings,
@@ -228,8 +229,8 @@ def train_drape(
 
     ``codes_path``: a ``garment-codes`` artifact (or ``.npy``) of the garments to drape; None
     uses the garment model's own training codes. ``skinning_path``: a trained skinning field of
-    ``body_path`` (:func:`nrtool.drape.skinning.train_skinning`). ``poses (P, 72)``: Y-up SMPL
-    poses (``pose_sources`` names where they came from, for the record).
+    ``body_path`` (:func:`nrtool.drape.skinning.train_skinning`). ``poses``: where the training
+    poses come from (read once the body is loaded: the arm rotation needs its joints).
     """
     from nrtool.artifacts.core import sha256_file
     from nrtool.artifacts.garment_codes import load_codes_any
@@ -269,20 +270,21 @@ def train_drape(
         check_category(codes.category, garment_checkpoint, codes_path, garment_model_path)
         codes_source = str(codes_path)
     body = BodyModel(body_path, device=torch_device)
+    pose_array, pose_sources = poses.load(body)
     skinning_checkpoint = load_checkpoint(skinning_path, SKINNING_FORMAT, SKINNING_VERSION, "skinning",
                                           "nrtool train skinning")
     skinning = skinning_from_checkpoint(skinning_checkpoint, skinning_path, body, body_path, torch_device)
     centres, scales = code_transforms(codes, garment_checkpoint)
     templates, notes = decode_templates(garment_model, codes.codes, list(codes.names), centres, scales,
                                         config.garment_resolution, progress)
-    train_poses, val_poses = split_poses(np.asarray(poses, dtype=np.float32), settings.val_poses, settings.seed)
+    train_poses, val_poses = split_poses(pose_array, settings.val_poses, settings.seed)
     material = Material()
     body_sha = sha256_file(body.path)
     run_settings = {k: v for k, v in settings.to_dict().items() if k != "time_limit"}
     fingerprint = {"config": config.to_dict(), "settings": run_settings, "kind": kind,
                    "garment_model": sha256_file(garment_model_path), "codes": codes_source,
                    "code_rows": [t.name for t in templates], "body": body_sha, "skinning": sha256_file(skinning_path),
-                   "poses": poses_digest(poses)}
+                   "poses": poses_digest(pose_array)}
     torch.manual_seed(settings.seed)
     field = DisplacementField(config, codes.codes.shape[1]).to(torch_device)
     trainer = DrapeTrainer(field, kind, templates, skinning, body, material, train_poses, val_poses, settings,
@@ -388,7 +390,8 @@ def training_templates(model: Any, codes_path: str | os.PathLike[str] | None, re
 
 
 class IntersectionTrainer(DrapeTrainer):
-    """The intersection solver's epochs (Eq. 2.10: ``L_IS = L_bottom + L_layer``).
+    """The intersection solver's epochs (Eq. 2.10: ``L_IS = L_bottom + w L_layer``, ``w`` the
+    config's ``layer_weight``).
 
     An item is a (top, bottom) pair. Each step drapes the top with its frozen draping field and
     the bottom with its frozen field plus the solver (Eq. 2.9), on the same ``batch`` bodies,
@@ -411,6 +414,7 @@ class IntersectionTrainer(DrapeTrainer):
         self.top_field, self.bottom_field, self.top_skinning = top_field, bottom_field, top_skinning
         self.tops = tops
         self.gamma = float(solver.config.layer_gamma)
+        self.layer_weight = float(solver.config.layer_weight)
         top_entries = [template_tensors(t, top_skinning, material, body, False, device) for t in tops]
         rest_body = torch.as_tensor(np.asarray(body.v_template, dtype=np.float32), device=device)
         self.pairs = pairs
@@ -441,7 +445,7 @@ class IntersectionTrainer(DrapeTrainer):
                                                 self.material, poses, betas, "intersection",
                                                 solver=None if solver is None else (solver, pair["code"]), out=out)
         terms["layer"] = layer_energy(out.vertices[:, pair["covered"]], top_posed, posed, gamma=self.gamma)
-        return total + terms["layer"], terms, posed
+        return total + self.layer_weight * terms["layer"], terms, posed
 
     def _top(self, pair: dict[str, Any], out: Any, poses: torch.Tensor, betas: torch.Tensor) -> torch.Tensor:
         """The pair's top draped by its own (frozen) model: ``(B, Vt, 3)``."""
@@ -485,8 +489,7 @@ def train_intersection(
     top_model_path: str | os.PathLike[str],
     bottom_model_path: str | os.PathLike[str],
     body_path: str | os.PathLike[str],
-    poses: np.ndarray,
-    pose_sources: list[str],
+    poses: TrainingPoses,
     out: str | os.PathLike[str],
     config: DrapeConfig,
     settings: DrapeTrainSettings,
@@ -501,8 +504,8 @@ def train_intersection(
 
     Garments: ``top_codes``/``bottom_codes`` (``garment-codes`` artifacts or ``.npy``), by
     default the garments each model was trained on (:func:`training_templates`); every top is
-    paired with every bottom (:func:`garment_pairs`). ``poses (P, 72)``: Y-up SMPL poses, split
-    into training and held-out ones as :func:`train_drape` does (the same poses and seed give
+    paired with every bottom (:func:`garment_pairs`). ``poses``: as :func:`train_drape`, split
+    into training and held-out ones as it does (the same poses and seed give
     the same split). The solver's ``M`` reads ``[PE(5x), z_bottom, z_top]``.
     """
     from nrtool.artifacts.core import sha256_file
@@ -524,6 +527,7 @@ def train_intersection(
         raise InputFileError(bottom.path, f"was trained on another body ({bottom.body.get('name', '?')}) than "
                              f"{top.path} ({top.body.get('name', '?')}); train both on one body")
     body = BodyModel(body_path, device=torch_device)
+    pose_array, pose_sources = poses.load(body)
     # Each garment is skinned by its own model's field, as that model was trained; both must be of this body.
     top_skinning = skinning_from_checkpoint(top.checkpoint["skinning"], top.path, body, body_path, torch_device)
     skinning = skinning_from_checkpoint(bottom.checkpoint["skinning"], bottom.path, body, body_path, torch_device)
@@ -532,14 +536,14 @@ def train_intersection(
                                                       progress)
     notes += more
     pairs = garment_pairs(len(tops), len(bottoms))
-    train_poses, val_poses = split_poses(np.asarray(poses, dtype=np.float32), settings.val_poses, settings.seed)
+    train_poses, val_poses = split_poses(pose_array, settings.val_poses, settings.seed)
     material = Material()
     run_settings = {k: v for k, v in settings.to_dict().items() if k != "time_limit"}
     fingerprint = {"config": config.to_dict(), "settings": run_settings, "kind": "intersection",
                    "top_model": sha256_file(top.path), "bottom_model": sha256_file(bottom.path),
                    "codes": [top_source, bottom_source], "tops": [t.name for t in tops],
                    "bottoms": [b.name for b in bottoms], "body": sha256_file(body.path),
-                   "poses": poses_digest(poses)}
+                   "poses": poses_digest(pose_array)}
     torch.manual_seed(settings.seed)
     solver = DisplacementField(config, bottom.field.code_dim + top.field.code_dim).to(torch_device)
     trainer = IntersectionTrainer(solver, top.field, bottom.field, tops, bottoms, pairs, top_skinning, skinning, body,

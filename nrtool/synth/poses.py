@@ -242,3 +242,19 @@ def write_motion(
     seq = make_motion(motion, seconds, fps, seed, betas_scale)
     write_amass(path, seq, layout=layout, pelvis=JOINTS[0])
     return seq
+
+
+#: Seeds of the built-in training motions (:func:`procedural_training_poses`).
+TRAINING_SEEDS = (0, 1, 2)
+
+
+def procedural_training_poses() -> tuple[np.ndarray, list[str]]:
+    """The built-in motions a draping model trains on (``train drape --poses procedural``):
+    every motion of :data:`MOTIONS` with seeds :data:`TRAINING_SEEDS`, 2 s at 30 fps each.
+    Returns ``(P, 72)`` Y-up poses and a name per motion (``procedural:MOTION:SEED``)."""
+    poses, names = [], []
+    for seed in TRAINING_SEEDS:
+        for motion in MOTIONS:
+            poses.append(make_motion(motion, seconds=2.0, fps=30.0, seed=seed).poses.astype(np.float32))
+            names.append(f"procedural:{motion}:{seed}")
+    return np.concatenate(poses), names
