@@ -45,7 +45,7 @@ demo: install
 test: install
 	$(PY) -m pytest -q -n auto --dist loadscope --durations=15
 
-# Rebuild the small pretrained tiny models shipped in examples/models/ (~6 min on 2 cores).
+# Rebuild the small pretrained tiny models shipped in examples/models/ (~5 min on 2 cores).
 models: install
 	bash pipelines/tiny_models.sh
 

@@ -147,8 +147,34 @@ def run(quick: bool, say: Callable[[str], None] = print, device: str = "cpu", wo
                                     "bodies_per_s": rate * config.batch})
         say(f"  {preset:>5}: training {rate:.2f} steps/s (batch {config.batch}: {rate * config.batch:.1f} draped bodies/s)")
     results["draping"] = rows
+    results["nearest"] = _nearest_search(body, vertices, faces, poses, torch_device, say)
     say("  thesis (V100): ~5 ms per frame of a 5k-vertex garment")
     return results
+
+
+def _nearest_search(body: Any, vertices: Any, faces: Any, poses: Any, device: Any,
+                    say: Callable[[str], None] = print) -> dict[str, Any]:
+    """The collision term's nearest-body-vertex search (garment vertices and face centroids of 8
+    bodies) by ``nrtool.drape.physics.nearest_vertex`` against PyTorch3D's ``knn_points``, side by
+    side on the same points; the indices must agree."""
+    import torch
+    from pytorch3d.ops import knn_points
+
+    from nrtool.drape.physics import nearest_vertex
+
+    with torch.no_grad():
+        bodies = body.forward(torch.as_tensor(poses[:8], device=device)).vertices.float()
+        x = torch.as_tensor(vertices, dtype=torch.float32, device=device)
+        f = torch.as_tensor(faces, dtype=torch.int64, device=device)
+        points = torch.cat([x, (x[f[:, 0]] + x[f[:, 1]] + x[f[:, 2]]) / 3.0])[None].expand(len(bodies), -1, -1)
+        ours_ms = 1000 * _median_seconds(lambda: nearest_vertex(points, bodies), 3, device)
+        knn_ms = 1000 * _median_seconds(lambda: knn_points(points, bodies, K=1), 3, device)
+        agree = float((nearest_vertex(points, bodies) == knn_points(points, bodies, K=1).idx[..., 0]).float().mean())
+    say(f"  nearest body vertex of {points.shape[1]} points x {len(bodies)} bodies: {ours_ms:.1f} ms "
+        f"(nearest_vertex) vs {knn_ms:.1f} ms (pytorch3d knn_points): {knn_ms / ours_ms:.1f}x; indices agree "
+        f"{100 * agree:.3f} %")
+    return {"points": int(points.shape[1]), "bodies": int(len(bodies)), "ours_ms": ours_ms, "knn_points_ms": knn_ms,
+            "ratio": knn_ms / ours_ms, "agree": agree}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make models: rebuild the small pretrained `tiny` models shipped in examples/models/ (about
-# 6 minutes on 2 CPU cores), so that a newcomer's first `nrtool drape` takes seconds. Everything
+# 5 minutes on 2 CPU cores), so that a newcomer's first `nrtool drape` takes seconds. Everything
 # is procedural and seeded: the body (our own SMPL-format stand-in, not SMPL), garments, motion.
 #
 #   body.npz       `nrtool synth body --resolution 0.03`
