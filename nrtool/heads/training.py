@@ -53,18 +53,24 @@ def supervised_epoch(n: int, batch: int, generator: torch.Generator, device: tor
 
 class ClassificationValidation:
     """``validate`` and ``score`` for :class:`nrtool.training.Trainer`: cross-entropy and
-    accuracy on fixed validation inputs ``x_val`` with labels ``y_val``."""
+    accuracy on fixed validation inputs ``x_val`` with labels ``y_val``. The logits are
+    ``self.model(x_val)``; a trainer whose model needs more than its input overrides
+    :meth:`logits`."""
 
     model: nn.Module
     x_val: torch.Tensor
     y_val: torch.Tensor
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C) class scores of validation inputs (eval mode, no gradients)."""
+        return self.model(x)
 
     def validate(self, epoch: int) -> dict[str, float]:
         if len(self.y_val) == 0:
             return {}
         self.model.eval()
         with torch.no_grad():
-            logits = self.model(self.x_val)
+            logits = self.logits(self.x_val)
             loss = float(torch.nn.functional.cross_entropy(logits, self.y_val))
             accuracy = float((logits.argmax(1) == self.y_val).float().mean())
         return {"val_loss": loss, "val_accuracy": accuracy}

@@ -69,8 +69,9 @@ def random_rotations(count: int, generator: torch.Generator) -> torch.Tensor:
 
 
 class ProbeGenEncoder(nn.Module):
-    """Flat INR parameters (B, P) of architecture ``spec`` -> embeddings (B, D); ``forward`` gives
-    the training head's logits (B, C)."""
+    """Flat INR parameters (B, P) of architecture ``spec`` -> embeddings (B, D) (:meth:`embed`),
+    and the training head's logits (B, C) (``forward``). The architecture is an argument, not part
+    of the model: the probes are points in space, so one encoder reads INRs of any SIREN size."""
 
     def __init__(self, config: ProbeGenConfig, num_classes: int) -> None:
         super().__init__()
@@ -81,8 +82,6 @@ class ProbeGenEncoder(nn.Module):
         self.features = nn.Sequential(nn.BatchNorm1d(config.probes), *linear_bn_relu(config.probes, (config.hidden,)),
                                       nn.Dropout(config.dropout), nn.Linear(config.hidden, config.embedding_dim))
         self.head = nn.Sequential(nn.ReLU(), nn.Dropout(config.dropout), nn.Linear(config.embedding_dim, num_classes))
-        # Set by the trainer: the architecture of the INRs that ``forward`` (validation) reads.
-        self.spec: SirenSpec | None = None
 
     def probes(self) -> torch.Tensor:
         """(K, 3) query points, normalised frame."""
@@ -103,10 +102,8 @@ class ProbeGenEncoder(nn.Module):
     def classify(self, embeddings: torch.Tensor) -> torch.Tensor:
         return self.head(embeddings)
 
-    def forward(self, params: torch.Tensor) -> torch.Tensor:
-        if self.spec is None:
-            raise NrtoolError("ProbeGenEncoder.forward needs .spec (the INRs' architecture)")
-        return self.classify(self.embed(params, self.spec))
+    def forward(self, params: torch.Tensor, spec: SirenSpec) -> torch.Tensor:
+        return self.classify(self.embed(params, spec))
 
 
 class ProbeGenTrainer(ClassificationValidation):
@@ -125,13 +122,15 @@ class ProbeGenTrainer(ClassificationValidation):
         self.x_train, self.y_train = x[self.train_idx], y[self.train_idx]
         self.x_val, self.y_val = x[val_idx], y[val_idx]
         self.model = ProbeGenEncoder(config, num_classes).to(device)
-        self.model.spec = spec
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.steps_per_epoch = steps_per_epoch(len(self.train_idx), config.batch)
         self.scheduler = torch.optim.lr_scheduler.OneCycleLR(
             self.optimizer, max_lr=config.lr, epochs=config.epochs, steps_per_epoch=self.steps_per_epoch, pct_start=0.1)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.rng = None
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x, self.spec)
 
     def train_epoch(self, epoch: int, advance: Any, out_of_time: Any) -> dict[str, float]:
         self.model.train()
