@@ -37,6 +37,8 @@ class FitConfig(Config):
     omega0: float = option(30.0, help="SIREN frequency omega_0.")
     focal_alpha: float = option(0.25, help="Focal-loss alpha (occ).")
     focal_gamma: float = option(2.0, help="Focal-loss gamma (occ).")
+    loss: str = option("bce", help="udf/sdf loss: bce (inr2vec: cross-entropy on the clipped distance squashed to "
+                       "[0, 1]) | l1 (absolute error of the clipped distance).")
     seed: int = option(0, help="Seed of the shared initialisation and of query sampling.")
 
     @property
@@ -47,10 +49,14 @@ class FitConfig(Config):
         """The settings that must match for two runs to write into the same file.
 
         ``batch`` is left out on purpose: every INR's sampling is seeded by its own name, so the
-        batch size changes speed, not results.
+        batch size changes speed, not results; so is the default ``loss``, see below.
         """
         data = self.to_dict()
         data.pop("batch")
+        # The default loss is what every file written before the option existed used: left out,
+        # those files still resume and merge with runs of the same settings.
+        if data.get("loss") == "bce":
+            data.pop("loss")
         data["field"] = field_name
         return data
 
@@ -65,6 +71,7 @@ class FitConfig(Config):
             "omega0": self.omega0 > 0,
             "focal_alpha": 0 <= self.focal_alpha <= 1,
             "focal_gamma": self.focal_gamma >= 0,
+            "loss": self.loss in ("bce", "l1"),
         }
 
 

@@ -55,14 +55,28 @@ def focal_loss(logits: torch.Tensor, labels: torch.Tensor, alpha: float, gamma: 
     return weight * (1 - p_true) ** gamma * bce
 
 
+#: Losses of the distance fields: ``bce`` on the squashed labels (inr2vec, App. C.1), or ``l1``:
+#: the absolute error of the decoded, clipped distance, in units of the clip band ``2 CLIP``
+#: (sdf) / ``CLIP`` (udf) -- the same decoding, so everything downstream reads both alike.
+DISTANCE_LOSSES = ("bce", "l1")
+
+
 def field_loss(
     field: FieldName,
     logits: torch.Tensor,
     labels: torch.Tensor,
     focal_alpha: float = 0.25,
     focal_gamma: float = 2.0,
+    loss: str = "bce",
 ) -> torch.Tensor:
-    """Per-INR mean loss: logits, labels (B, M) -> (B,)."""
+    """Per-INR mean loss: logits, labels (B, M) -> (B,). ``loss`` (udf/sdf): one of
+    :data:`DISTANCE_LOSSES`; occupancy always uses the focal loss."""
     if field == "occ":
         return focal_loss(logits, labels, focal_alpha, focal_gamma).mean(dim=-1)
+    if loss == "l1":
+        # |p - label| is the decoded distance's error over the label's span: the decoding is
+        # linear in p = sigmoid(logit) for both fields.
+        return (torch.sigmoid(logits) - labels).abs().mean(dim=-1)
+    if loss != "bce":
+        raise ValueError(f"unknown loss {loss!r} (one of {', '.join(DISTANCE_LOSSES)})")
     return F.binary_cross_entropy_with_logits(logits, labels, reduction="none").mean(dim=-1)

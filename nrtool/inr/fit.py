@@ -76,7 +76,7 @@ def fit_batch(
     generators = [torch.Generator().manual_seed(t.seed) for t in targets]
     params = init.to(device=device, dtype=torch.float32).unsqueeze(0).repeat(len(targets), 1).requires_grad_()
     optimizer = torch.optim.Adam([params], lr=config.lr)
-    loss_kwargs = {"focal_alpha": config.focal_alpha, "focal_gamma": config.focal_gamma}
+    loss_kwargs = {"focal_alpha": config.focal_alpha, "focal_gamma": config.focal_gamma, "loss": config.loss}
 
     for step in range(config.steps):
         index = torch.stack(
