@@ -12,6 +12,7 @@ import numpy as np
 from nrtool.errors import InputFileError, NrtoolError
 
 MOTION_SUFFIXES = (".npz", ".npy")
+NO_POSES = "no poses to train on: pass motion files or folders (or the built-in motions)"
 
 
 def motion_files(sources: list[str | os.PathLike[str]]) -> list[Path]:
@@ -68,14 +69,16 @@ class TrainingPoses:
         from nrtool.body.amass import read_amass
 
         if not self.files and self.generated is None:
-            raise NrtoolError("no poses to train on: pass motion files or folders (or the built-in motions)")
+            raise NrtoolError(NO_POSES)
         for path in motion_files(list(self.files)):
             read_amass(path)
 
     def load(self, body: Any) -> tuple[np.ndarray, list[str]]:
         """``(P, 72)`` Y-up poses for ``body`` (its rest joints place the arm rotation) and where
-        they came from: the files (:func:`load_training_poses`) first, then the generated poses."""
-        self.check()
+        they came from: the files (:func:`load_training_poses`, which refuses a bad one as
+        :meth:`check` does) first, then the generated poses."""
+        if not self.files and self.generated is None:
+            raise NrtoolError(NO_POSES)
         arrays, names = [], []
         if self.files:
             loaded, found = load_training_poses(list(self.files), body, self.fps, self.separate_arms)
