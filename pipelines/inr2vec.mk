@@ -26,7 +26,12 @@ PN_EPOCHS  ?= 40
 DEVICE     ?= auto
 ENCODERS   := inr2vec probegen raw
 
-all: $(OUT)/classify.json $(OUT)/retrieve.json $(OUT)/tsne.png $(OUT)/classify-points.json \
+# The per-encoder files are named here, not only reached through the short names: under
+# .SECONDARY a file made by a pattern rule alone is intermediate, and make would skip a missing
+# one whenever the short-named copy is newer than its inputs (an OUT left by an older version)
+# (before the short names, so that those are then copied from the fresh files).
+all: $(OUT)/emb-inr2vec.h5 $(OUT)/classify-inr2vec.json $(OUT)/retrieve-inr2vec.json $(OUT)/tsne-inr2vec.png \
+     $(OUT)/classify.json $(OUT)/retrieve.json $(OUT)/tsne.png $(OUT)/classify-points.json \
      $(OUT)/classify-probegen.json $(OUT)/retrieve-probegen.json
 
 table: $(foreach e,$(ENCODERS),$(OUT)/classify-$(e).json $(OUT)/retrieve-$(e).json) $(OUT)/classify-points.json $(OUT)/fidelity.json
