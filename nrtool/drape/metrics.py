@@ -20,6 +20,7 @@ from nrtool.drape.physics import (
     Material,
     bending_energy,
     face_areas,
+    face_centroids,
     gather_points,
     gravity_energy,
     nearest_vertex,
@@ -55,11 +56,6 @@ def inside_body(points: Tensor, body_vertices: Tensor, body_normals: Tensor) -> 
     xb = gather_points(body_vertices.to(points.dtype), index)
     nb = gather_points(body_normals.to(points.dtype), index)
     return (nb * (points - xb)).sum(-1) < 0
-
-
-def face_centroids(x: Tensor, faces: Tensor) -> Tensor:
-    """``x (B, V, 3)``, ``faces (F, 3)`` -> ``(B, F, 3)`` centroids."""
-    return (x[:, faces[:, 0]] + x[:, faces[:, 1]] + x[:, faces[:, 2]]) / 3.0
 
 
 def body_to_garment(x: Tensor, faces: Tensor, body_vertices: Tensor, body_normals: Tensor) -> Tensor:

@@ -11,7 +11,7 @@ import torch
 
 from nrtool.artifacts.core import provenance
 from nrtool.artifacts.embeddings import Embeddings, write_embeddings
-from nrtool.artifacts.inrs import InrItem, load_inrs
+from nrtool.artifacts.inrs import InrItem, InrHeader, load_inrs
 from nrtool.progress import Progress, SilentProgress
 
 
@@ -27,6 +27,19 @@ def _in_batches(items: list[InrItem], batch: int, progress: Progress,
     return np.concatenate(vectors)
 
 
+def _encode_file(inrs_path: str | os.PathLike[str], model_path: str | os.PathLike[str], out: str | os.PathLike[str],
+                 encoder: str, embed_for: Callable[[InrHeader], Callable[[np.ndarray], np.ndarray]], batch: int,
+                 progress: Progress | None, command: list[str] | None) -> Embeddings:
+    """Read the INRs, embed them in batches and write the ``embeddings`` artifact. ``embed_for``
+    checks the INRs' header against the (already loaded) model and returns the batch embedder."""
+    header, items = load_inrs(inrs_path)
+    embed = embed_for(header)
+    vectors = _in_batches(items, batch, progress or SilentProgress(), embed)
+    embeddings = Embeddings(vectors, list(items), encoder=encoder, field=header.field)
+    write_embeddings(out, embeddings, inputs=provenance([inrs_path, model_path]), command=command)
+    return embeddings
+
+
 def encode_inrs(
     inrs_path: str | os.PathLike[str],
     model_path: str | os.PathLike[str],
@@ -40,20 +53,19 @@ def encode_inrs(
     from nrtool.device import resolve_device
     from nrtool.inr2vec.train import check_compatible, load_model
 
-    progress = progress or SilentProgress()
     torch_device = resolve_device(device)
     model, checkpoint = load_model(model_path, torch_device)
-    header, items = load_inrs(inrs_path)
-    check_compatible(checkpoint, header, model_path, inrs_path)
 
-    def embed(params: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return model.encode(torch.from_numpy(params).to(torch_device)).cpu().numpy()
+    def embed_for(header: InrHeader) -> Callable[[np.ndarray], np.ndarray]:
+        check_compatible(checkpoint, header, model_path, inrs_path)
 
-    vectors = _in_batches(items, batch, progress, embed)
-    embeddings = Embeddings(vectors, list(items), encoder="inr2vec", field=header.field)
-    write_embeddings(out, embeddings, inputs=provenance([inrs_path, model_path]), command=command)
-    return embeddings
+        def embed(params: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                return model.encode(torch.from_numpy(params).to(torch_device)).cpu().numpy()
+
+        return embed
+
+    return _encode_file(inrs_path, model_path, out, "inr2vec", embed_for, batch, progress, command)
 
 
 def raw_weight_vectors(
@@ -92,13 +104,12 @@ def probegen_embeddings(
     from nrtool.errors import InputFileError
     from nrtool.probegen.model import load_probegen, probegen_vectors
 
-    progress = progress or SilentProgress()
     torch_device = resolve_device(device)
     encoder = load_probegen(model_path, torch_device)
-    header, items = load_inrs(inrs_path)
-    if header.field != encoder.field:
-        raise InputFileError(inrs_path, f"holds {header.field} INRs, but {model_path} reads {encoder.field} ones")
-    vectors = _in_batches(items, batch, progress, lambda params: probegen_vectors(encoder, params, header.spec, torch_device))
-    embeddings = Embeddings(vectors, list(items), encoder="probegen", field=header.field)
-    write_embeddings(out, embeddings, inputs=provenance([inrs_path, model_path]), command=command)
-    return embeddings
+
+    def embed_for(header: InrHeader) -> Callable[[np.ndarray], np.ndarray]:
+        if header.field != encoder.field:
+            raise InputFileError(inrs_path, f"holds {header.field} INRs, but {model_path} reads {encoder.field} ones")
+        return lambda params: probegen_vectors(encoder, params, header.spec, torch_device)
+
+    return _encode_file(inrs_path, model_path, out, "probegen", embed_for, batch, progress, command)
