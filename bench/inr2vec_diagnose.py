@@ -9,7 +9,7 @@ effective rank of the train vectors (exp of the entropy of the normalised singul
   the input layer, the output layer;
 * every inr2vec checkpoint given with ``--model``;
 * with ``--curve EPOCHS``: an encoder trained here (the ``tiny`` preset, overridden by
-  ``--rows``/``--lr``/``--weight-decay``/``--batch``/``--queries``), probed before training and every ``--every`` epochs,
+  ``--rows``/``--widths``/``--lr``/``--weight-decay``/``--batch``/``--queries``), probed before training and every ``--every`` epochs,
   with its validation Chamfer, to see whether training adds class information or removes it.
 
     .venv/bin/python bench/inr2vec_diagnose.py bench-out/psb/inrs.h5 --model inr2vec.pt
@@ -80,6 +80,8 @@ def main() -> None:
     parser.add_argument("--weight-decay", type=float, default=None)
     parser.add_argument("--batch", type=int, default=None)
     parser.add_argument("--queries", type=int, default=None)
+    parser.add_argument("--widths", default=None,
+                        help="Encoder widths, comma-separated (the last is the embedding size; tiny 128,128,256,256).")
     args = parser.parse_args()
 
     header, items = load_inrs(args.inrs)
@@ -118,6 +120,8 @@ def curve(args: argparse.Namespace, header, items, params: torch.Tensor, split: 
     from nrtool.inr2vec.train import Inr2vecTrainer, split_validation
 
     config = dataclasses.replace(inr2vec_preset("tiny"), rows=args.rows)
+    if args.widths:
+        config = dataclasses.replace(config, encoder_widths=tuple(int(w) for w in args.widths.split(",")))
     overrides = {k: v for k, v in (("lr", args.lr), ("weight_decay", args.weight_decay), ("batch", args.batch),
                                    ("queries", args.queries)) if v is not None}
     settings = dataclasses.replace(train_preset("tiny"), **overrides)
@@ -130,7 +134,7 @@ def curve(args: argparse.Namespace, header, items, params: torch.Tensor, split: 
         model.eval()
         with torch.no_grad():
             embeddings = model.encode(params).numpy()
-        show(f"inr2vec rows={args.rows} {overrides} epoch {epoch}",
+        show(f"inr2vec rows={args.rows} widths={','.join(map(str, config.encoder_widths))} {overrides} epoch {epoch}",
              {"train_loss": loss, "val_chamfer": trainer.validate(epoch)["val_chamfer"], **scores(embeddings, split)})
 
     measure(0, float("nan"))

@@ -4,6 +4,7 @@ plus end-to-end runs of the installed `nrtool`: a fit-inr -> reconstruct round t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import subprocess
@@ -157,31 +158,55 @@ def test_rerun_resumes_and_other_settings_are_refused(synth_shapes: Path, tmp_pa
         assert json.loads(handle.attrs["fit_config"])["steps"] == 25
 
 
-def test_l1_loss_fits_is_recorded_and_keeps_old_files_resumable(synth_shapes: Path, tmp_path: Path) -> None:
-    """`--loss l1` (the clipped distance's absolute error) learns the shapes as the default does,
-    is recorded in the file and refused on resume under the default; the default loss is left
-    out of the identity, so files from before the option resume as they did."""
+def test_distance_losses_are_recorded_and_keep_old_files_resumable(synth_shapes: Path, tmp_path: Path) -> None:
+    """`tiny`'s `--loss auto` fits sdf with l1 (the clipped distance's absolute error) and records
+    l1; `--loss bce` (inr2vec's) is refused on resume under the default and, being what every
+    file from before the option used, is left out of the identity, so those files resume."""
     import torch
 
+    from nrtool.inr.config import preset
     from nrtool.inr.fields import field_loss
 
     logits, labels = torch.tensor([[0.0, 2.0, -1.0]]), torch.tensor([[0.2, 0.9, 0.5]])
     expected = (torch.sigmoid(logits) - labels).abs().mean(-1)
     torch.testing.assert_close(field_loss("sdf", logits, labels, loss="l1"), expected)
-    out = tmp_path / "l1.h5"
-    run_cli("fit-inr", synth_shapes, "--out", out, "--preset", "tiny", "--loss", "l1", "--quiet")
+    tiny = preset("tiny")
+    assert (tiny.distance_loss("sdf"), tiny.distance_loss("udf"), preset("paper").distance_loss("sdf")) == ("l1", "bce", "bce")
+    out = tmp_path / "auto.h5"
+    run_cli("fit-inr", synth_shapes, "--out", out, "--preset", "tiny", "--quiet")
     with h5py.File(out, "r") as handle:
         assert json.loads(handle.attrs["fit_config"])["loss"] == "l1"
     report = json.loads(run_cli("reconstruct", out, "--out", tmp_path / "recon", "--metrics", "--json",
                                 "--resolution", "64", "--quiet").stdout)
-    # The bounds of test_mesh_sdf_round_trip (BCE: Chamfer 0.0099, F 0.55 measured there).
+    # The bounds of test_mesh_sdf_round_trip.
     assert report["chamfer_mean"] < 0.035 and report["fscore_mean"] > 0.4, report
-    refused = run_cli("fit-inr", synth_shapes, "--out", out, "--preset", "tiny", check=False)
+    refused = run_cli("fit-inr", synth_shapes, "--out", out, "--preset", "tiny", "--loss", "bce", check=False)
     assert refused.returncode == 2 and "loss" in refused.stderr
-    default = tmp_path / "bce.h5"
-    run_cli("fit-inr", synth_shapes, "--out", default, "--preset", "tiny", "--steps", "5", "--quiet")
-    with h5py.File(default, "r") as handle:
+    old_style = tmp_path / "bce.h5"
+    run_cli("fit-inr", synth_shapes, "--out", old_style, "--preset", "tiny", "--loss", "bce", "--steps", "5", "--quiet")
+    with h5py.File(old_style, "r") as handle:
         assert "loss" not in json.loads(handle.attrs["fit_config"])
+
+
+def test_cosine_schedule_decays_the_rate_to_zero_and_constant_is_left_out_of_the_identity() -> None:
+    import torch
+
+    from nrtool.inr.config import preset
+    from nrtool.inr.fit import _scheduler
+
+    config = dataclasses.replace(preset("tiny"), steps=10, lr=1e-3, schedule="cosine")
+    optimizer = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=config.lr)
+    scheduler = _scheduler(optimizer, config)
+    rates = []
+    for _ in range(config.steps):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert rates[0] == pytest.approx(1e-3) and rates[5] == pytest.approx(5e-4) and rates[-1] < 3e-5
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    constant = dataclasses.replace(config, schedule="constant")
+    assert _scheduler(optimizer, constant) is None
+    assert "schedule" not in constant.identity("sdf") and config.identity("sdf")["schedule"] == "cosine"
 
 
 # ---------------------------------------------------------------- interruption

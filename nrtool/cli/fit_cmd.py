@@ -30,7 +30,7 @@ SHARD_OPTION = typer.Option(None, help="K/N: only the K-th (1-based) of N interl
 
 @app.command("fit-inr")
 @override_options(FitConfig, ["hidden", "layers", "steps", "points", "lr", "batch", "omega0", "focal_alpha",
-                              "focal_gamma", "loss"])
+                              "focal_gamma", "loss", "schedule"])
 def fit_inr(
     inputs: list[str] = typer.Argument(..., help="Shape files, folders (CLASS/[train|test]/FILE gives labels), .txt lists, or one samples artifact from `nrtool sample`."),
     out: Path = typer.Option(..., "--out", "-o", help="The inrs artifact to write (or resume)."),

@@ -20,6 +20,10 @@ from nrtool.errors import NrtoolError
 from nrtool.geometry.ground_truth import FIELDS, FieldName, QuerySpec
 
 
+#: Learning-rate schedules of ``FitConfig.schedule``.
+SCHEDULES = ("constant", "cosine")
+
+
 @dataclass(frozen=True)
 class FitConfig(Config):
     """Everything that determines a fitted INR (plus ``batch``, which only affects speed)."""
@@ -38,25 +42,39 @@ class FitConfig(Config):
     focal_alpha: float = option(0.25, help="Focal-loss alpha (occ).")
     focal_gamma: float = option(2.0, help="Focal-loss gamma (occ).")
     loss: str = option("bce", help="udf/sdf loss: bce (inr2vec: cross-entropy on the clipped distance squashed to "
-                       "[0, 1]) | l1 (absolute error of the clipped distance).")
+                       "[0, 1]) | l1 (absolute error of the clipped distance) | auto (l1 for sdf, bce for udf; "
+                       "tiny and small).")
+    schedule: str = option("constant", help="Learning-rate schedule: constant | cosine (decays to 0 along a half "
+                           "cosine over the steps).")
     seed: int = option(0, help="Seed of the shared initialisation and of query sampling.")
 
     @property
     def spec(self) -> SirenSpec:
         return SirenSpec(hidden=self.hidden, layers=self.layers, omega0=self.omega0)
 
+    def distance_loss(self, field_name: FieldName) -> str:
+        """The loss ``auto`` stands for: on 38 PSB meshes (tiny, cosine, lr 2e-3) l1 gave sdf
+        F-score 0.859 against bce's 0.847, while on their point clouds bce gave udf 0.723
+        against l1's 0.661 (README, "Fidelity against cost")."""
+        if self.loss != "auto":
+            return self.loss
+        return "l1" if field_name == "sdf" else "bce"
+
     def identity(self, field_name: FieldName) -> dict[str, Any]:
         """The settings that must match for two runs to write into the same file.
 
         ``batch`` is left out on purpose: every INR's sampling is seeded by its own name, so the
-        batch size changes speed, not results; so is the default ``loss``, see below.
+        batch size changes speed, not results; so are the default ``loss`` and ``schedule``, see
+        below.
         """
         data = self.to_dict()
         data.pop("batch")
-        # The default loss is what every file written before the option existed used: left out,
+        data["loss"] = self.distance_loss(field_name)  # what was fitted, not the name of the rule
+        # The defaults are what every file written before these options existed used: left out,
         # those files still resume and merge with runs of the same settings.
-        if data.get("loss") == "bce":
-            data.pop("loss")
+        for name, default in (("loss", "bce"), ("schedule", "constant")):
+            if data.get(name) == default:
+                data.pop(name)
         data["field"] = field_name
         return data
 
@@ -71,7 +89,8 @@ class FitConfig(Config):
             "omega0": self.omega0 > 0,
             "focal_alpha": 0 <= self.focal_alpha <= 1,
             "focal_gamma": self.focal_gamma >= 0,
-            "loss": self.loss in ("bce", "l1"),
+            "loss": self.loss in ("auto", "bce", "l1"),
+            "schedule": self.schedule in SCHEDULES,
         }
 
 
@@ -80,9 +99,11 @@ _PAPER_QUERIES = QuerySpec()
 PRESETS: Presets[FitConfig] = Presets(
     paper=FitConfig("paper", hidden=512, layers=4, steps=500, points=10_000, lr=1e-4, batch=16,
                     queries=_PAPER_QUERIES),
-    small=FitConfig("small", hidden=128, layers=2, steps=300, points=4_000, lr=5e-4, batch=16,
+    small=FitConfig("small", hidden=128, layers=2, steps=300, points=4_000, lr=1e-3, batch=16, loss="auto",
+                    schedule="cosine",
                     queries=QuerySpec(near=((0.003, 50_000), (0.01, 40_000), (0.1, 10_000)), uniform=25_000)),
-    tiny=FitConfig("tiny", hidden=64, layers=2, steps=300, points=2_000, lr=5e-4, batch=8,
+    tiny=FitConfig("tiny", hidden=64, layers=2, steps=300, points=2_000, lr=2e-3, batch=8, loss="auto",
+                   schedule="cosine",
                    queries=QuerySpec(near=((0.003, 10_000), (0.01, 8_000), (0.1, 5_000)), uniform=10_000)),
 )
 preset = PRESETS.__getitem__

@@ -56,6 +56,13 @@ def _gather(queries: torch.Tensor, labels: torch.Tensor, index: torch.Tensor) ->
     return points, torch.gather(labels, 1, index)
 
 
+def _scheduler(optimizer: torch.optim.Optimizer, config: FitConfig) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """``cosine``: lr x (1 + cos(pi t / T)) / 2, so the last steps refine with small updates."""
+    if config.schedule == "constant":
+        return None
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.steps)
+
+
 def fit_batch(
     targets: Sequence[FitTarget],
     field: FieldName,
@@ -76,7 +83,8 @@ def fit_batch(
     generators = [torch.Generator().manual_seed(t.seed) for t in targets]
     params = init.to(device=device, dtype=torch.float32).unsqueeze(0).repeat(len(targets), 1).requires_grad_()
     optimizer = torch.optim.Adam([params], lr=config.lr)
-    loss_kwargs = {"focal_alpha": config.focal_alpha, "focal_gamma": config.focal_gamma, "loss": config.loss}
+    scheduler = _scheduler(optimizer, config)
+    loss_kwargs = {"focal_alpha": config.focal_alpha, "focal_gamma": config.focal_gamma, "loss": config.distance_loss(field)}
 
     for step in range(config.steps):
         index = torch.stack(
@@ -88,6 +96,8 @@ def fit_batch(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
         if on_step is not None:
             on_step(step + 1)
 
