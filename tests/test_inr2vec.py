@@ -159,6 +159,11 @@ def test_decode_and_interpolate_write_shapes(tiny_inrs: Path, two_epoch_model: P
 # ---------------------------------------------------------------- trained: does it learn?
 
 SEPARABLE = ("ellipsoid", "torus", "star_prism")
+#: The fitting these bounds were measured on: `tiny` before its cosine schedule (lr 5e-4
+#: constant, BCE). The thesis' encoder reads those INRs' weights better: with the current `tiny`
+#: fits, the same chain scored accuracy 0.61 and decoded some INRs empty (lr 5e-4 with the
+#: cosine: mAP@1 0.67; measured 2026-12-02, README), while ProbeGen and PointNet gained.
+INR2VEC_FIT = ("--lr", "5e-4", "--schedule", "constant", "--loss", "bce")
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +182,7 @@ def trained_separable(shared_artifacts) -> dict[str, Path]:
 
         run_cli("synth", "shapes", "--out", folder / "shapes", "--families", ",".join(SEPARABLE), "--per-class", "24",
                 "--test-fraction", "0.25", "--seed", "0", "--quiet")
-        run_cli("fit-inr", folder / "shapes", "--out", folder / "inrs.h5", "--preset", "tiny", "--quiet")
+        run_cli("fit-inr", folder / "shapes", "--out", folder / "inrs.h5", "--preset", "tiny", *INR2VEC_FIT, "--quiet")
         settings = train_preset("tiny").with_overrides(epochs=50, batch=8, val_every=5, val_items=4, val_resolution=32)
         train_inr2vec(folder / "inrs.h5", folder / "inr2vec.pt", inr2vec_preset("tiny"), settings, device="cpu")
         run_cli("encode", folder / "inrs.h5", "--model", folder / "inr2vec.pt", "--out", folder / "emb.h5", "--quiet")
