@@ -141,8 +141,9 @@ def test_probegen_classifies_and_retrieves_real_shapes(psb_subset: dict[str, Pat
                                    "--gallery-split", "train", "--k", "1", "--json", "--quiet").stdout)
     raw_probe = linear_probe_accuracy(paths["raw.h5"])
     # 20 unseen meshes of 5 classes (chance 0.2), 40 training INRs, the tiny defaults throughout.
-    # Measured (2-core CPU): accuracy 0.70, mAP@1 0.80; the raw-weights linear probe 0.75 (one
-    # test shape is 0.05). inr2vec's tiny chain on all of PSB reaches 0.26 / 0.20 (README).
+    # Measured (2-core CPU, 2026-12-02): accuracy 0.80, mAP@1 0.70; the raw-weights linear probe
+    # 0.75 (one test shape is 0.05); with the old tiny fitting (lr 5e-4 constant, BCE) 0.70 /
+    # 0.80 / 0.75. inr2vec's tiny chain on all of PSB reaches 0.18 / 0.12 (README).
     assert result["accuracy"] >= 0.6, result
-    assert retrieval["map@1"] >= 0.65, retrieval
-    assert result["accuracy"] >= raw_probe - 0.15, (result["accuracy"], raw_probe)
+    assert retrieval["map@1"] >= 0.6, retrieval
+    assert result["accuracy"] >= raw_probe - 0.10, (result["accuracy"], raw_probe)
