@@ -6,7 +6,9 @@
 near-surface queries than ``paper`` but not proportionally fewer far ones: with a few thousand
 queries in total, the handful of uniform ones left by plain scaling leave most of the cube
 unsupervised and the SIREN fills it with spurious surfaces (measured: udf Chamfer 0.10 with 1k
-uniform queries vs 0.016 with 10k, same steps, on procedural shapes).
+uniform queries vs 0.016 with 10k, same steps, on procedural shapes). They also decay a 4x
+higher rate along a cosine and fit sdf with L1 (``loss="auto"``): on 38 PSB test meshes that took
+``tiny`` from F-score 0.747 to 0.859 in the same time (README, "Fidelity against cost").
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from nrtool.artifacts.architecture import SirenSpec
 from nrtool.config import Config, Presets, option
 from nrtool.errors import NrtoolError
 from nrtool.geometry.ground_truth import FIELDS, FieldName, QuerySpec
-
 
 #: Learning-rate schedules of ``FitConfig.schedule``.
 SCHEDULES = ("constant", "cosine")
