@@ -68,17 +68,19 @@ class TrainingPoses:
         refused in one line before any training starts."""
         from nrtool.body.amass import read_amass
 
-        if not self.files and self.generated is None:
-            raise NrtoolError(NO_POSES)
+        self._require_some()
         for path in motion_files(list(self.files)):
             read_amass(path)
+
+    def _require_some(self) -> None:
+        if not self.files and self.generated is None:
+            raise NrtoolError(NO_POSES)
 
     def load(self, body: Any) -> tuple[np.ndarray, list[str]]:
         """``(P, 72)`` Y-up poses for ``body`` (its rest joints place the arm rotation) and where
         they came from: the files (:func:`load_training_poses`, which refuses a bad one as
         :meth:`check` does) first, then the generated poses."""
-        if not self.files and self.generated is None:
-            raise NrtoolError(NO_POSES)
+        self._require_some()
         arrays, names = [], []
         if self.files:
             loaded, found = load_training_poses(list(self.files), body, self.fps, self.separate_arms)

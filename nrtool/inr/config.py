@@ -23,6 +23,9 @@ from nrtool.geometry.ground_truth import FIELDS, FieldName, QuerySpec
 
 #: Learning-rate schedules of ``FitConfig.schedule``.
 SCHEDULES = ("constant", "cosine")
+#: Losses of the distance fields (see :func:`nrtool.inr.fields.field_loss`); ``FitConfig.loss``
+#: also takes ``auto`` (:meth:`FitConfig.distance_loss`).
+DISTANCE_LOSSES = ("bce", "l1")
 
 
 @dataclass(frozen=True)
@@ -90,7 +93,7 @@ class FitConfig(Config):
             "omega0": self.omega0 > 0,
             "focal_alpha": 0 <= self.focal_alpha <= 1,
             "focal_gamma": self.focal_gamma >= 0,
-            "loss": self.loss in ("auto", "bce", "l1"),
+            "loss": self.loss in ("auto", *DISTANCE_LOSSES),
             "schedule": self.schedule in SCHEDULES,
         }
 

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from nrtool.geometry.ground_truth import FieldName
+from nrtool.inr.config import DISTANCE_LOSSES
 
 #: Distance at which udf/sdf labels saturate (normalised units).
 CLIP = 0.1
@@ -55,10 +56,9 @@ def focal_loss(logits: torch.Tensor, labels: torch.Tensor, alpha: float, gamma: 
     return weight * (1 - p_true) ** gamma * bce
 
 
-#: Losses of the distance fields: ``bce`` on the squashed labels (inr2vec, App. C.1), or ``l1``:
-#: the absolute error of the decoded, clipped distance, in units of the clip band ``2 CLIP``
-#: (sdf) / ``CLIP`` (udf) -- the same decoding, so everything downstream reads both alike.
-DISTANCE_LOSSES = ("bce", "l1")
+# Losses of the distance fields (DISTANCE_LOSSES): ``bce`` on the squashed labels (inr2vec, App.
+# C.1), or ``l1``: the absolute error of the decoded, clipped distance, in units of the clip band
+# ``2 CLIP`` (sdf) / ``CLIP`` (udf) -- the same decoding, so everything downstream reads both alike.
 
 
 def field_loss(
