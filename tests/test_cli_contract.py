@@ -16,6 +16,7 @@ BAD_OPTIONS = [
     (["fit-inr", "x", "--out", "y.h5", "--preset", "bogus"], "unknown preset 'bogus'"),
     (["fit-inr", "x", "--out", "y.h5", "--steps", "0"], "steps=0"),
     (["fit-inr", "x", "--out", "y.h5", "--loss", "mse"], "loss='mse'"),
+    (["fit-inr", "x", "--out", "y.h5", "--schedule", "step"], "schedule='step'"),
     (["fit-inr", "x", "--out", "y.h5", "--device", "tpu"], "unknown device 'tpu'"),
     (["sample", "x", "--out", "y.h5", "--field", "nope"], "--field 'nope'"),
     (["train", "inr2vec", "x.h5", "--out", "y.pt", "--epochs", "0"], "epochs=0"),
