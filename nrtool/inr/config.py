@@ -103,7 +103,7 @@ _PAPER_QUERIES = QuerySpec()
 PRESETS: Presets[FitConfig] = Presets(
     paper=FitConfig("paper", hidden=512, layers=4, steps=500, points=10_000, lr=1e-4, batch=16,
                     queries=_PAPER_QUERIES),
-    small=FitConfig("small", hidden=128, layers=2, steps=300, points=4_000, lr=1e-3, batch=16, loss="auto",
+    small=FitConfig("small", hidden=128, layers=2, steps=300, points=4_000, lr=2e-3, batch=16, loss="auto",
                     schedule="cosine",
                     queries=QuerySpec(near=((0.003, 50_000), (0.01, 40_000), (0.1, 10_000)), uniform=25_000)),
     tiny=FitConfig("tiny", hidden=64, layers=2, steps=300, points=2_000, lr=2e-3, batch=8, loss="auto",
