@@ -21,6 +21,21 @@ from nrtool.scan.intrinsics import Intrinsics
 CV_TO_GL = np.diag([1.0, -1.0, -1.0, 1.0])
 
 
+def look_at(azimuth: float, zenith: float, distance: float) -> np.ndarray:
+    """(4, 4) camera-to-world (OpenCV axes) of a camera at (azimuth, zenith, distance) looking at
+    the origin with the world's z up in the picture."""
+    a, z = np.radians(azimuth), np.radians(zenith)
+    centre = distance * np.array([np.sin(z) * np.cos(a), np.sin(z) * np.sin(a), np.cos(z)])
+    forward = -centre / np.linalg.norm(centre)
+    up = np.array([0.0, 0.0, 1.0])
+    down = -(up - forward * (up @ forward))
+    down /= np.linalg.norm(down)
+    right = np.cross(down, forward)
+    pose = np.eye(4)
+    pose[:3, 0], pose[:3, 1], pose[:3, 2], pose[:3, 3] = right, down, forward, centre
+    return pose
+
+
 #: Outlier corners: residual above OUTLIER_FACTOR x the frame's median and above OUTLIER_FLOOR_PX.
 OUTLIER_FACTOR = 4.0
 OUTLIER_FLOOR_PX = 1.0

@@ -36,6 +36,7 @@ from nrtool.errors import NrtoolError
 from nrtool.io.images import write_image
 from nrtool.scan.board import ChArUcoBoard
 from nrtool.scan.intrinsics import Intrinsics, write_intrinsics
+from nrtool.scan.poses import look_at
 
 #: Rendering supersampling factor (anti-aliased edges make sub-pixel corners realistic).
 SUPERSAMPLE = 2
@@ -112,21 +113,6 @@ def trajectory(config: CaptureConfig) -> list[TrajectoryFrame]:
     return frames
 
 
-def look_at(azimuth: float, zenith: float, distance: float) -> np.ndarray:
-    """(4, 4) camera-to-world (OpenCV axes) of a camera at (azimuth, zenith, distance) looking at
-    the origin with the world's z up in the picture."""
-    a, z = np.radians(azimuth), np.radians(zenith)
-    centre = distance * np.array([np.sin(z) * np.cos(a), np.sin(z) * np.sin(a), np.cos(z)])
-    forward = -centre / np.linalg.norm(centre)
-    up = np.array([0.0, 0.0, 1.0])
-    down = -(up - forward * (up @ forward))
-    down /= np.linalg.norm(down)
-    right = np.cross(down, forward)
-    pose = np.eye(4)
-    pose[:3, 0], pose[:3, 1], pose[:3, 2], pose[:3, 3] = right, down, forward, centre
-    return pose
-
-
 class _Scene:
     """Textures and geometry shared by all frames."""
 
@@ -165,13 +151,24 @@ class _Scene:
         # Faces as outward-facing vertex loops (the bottom is hidden by the board).
         self.box_faces = [[4, 5, 6, 7], [0, 1, 5, 4], [1, 2, 6, 5], [2, 3, 7, 6], [3, 0, 4, 7]]
         self.box_colour = np.array([40.0, 110.0, 200.0])  # BGR, an orange box
-        # Per-pixel constants of every frame: the studio wall behind the turntable (a soft
-        # vertical gradient, at the supersampled size) and the lens falloff (at the output size).
-        rows = np.linspace(200, 150, config.height * SUPERSAMPLE, dtype=np.float32)[:, None]
-        self.background = np.repeat(rows, config.width * SUPERSAMPLE, axis=1)
+        # The lens falloff, a per-pixel constant of every frame (at the output size).
         yy, xx = np.mgrid[0:config.height, 0:config.width].astype(np.float32)
         w2, h2 = config.width / 2, config.height / 2
         self.vignette = 1.0 - 0.25 * ((xx - w2) ** 2 + (yy - h2) ** 2) / (w2**2 + h2**2)
+
+
+def _wall(K: np.ndarray, pose: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(height, width) grey of the studio behind the turntable, far away: it depends on the
+    direction a pixel looks in (brighter upwards), so every view sees the same room (a NeRF
+    can explain it as a background at infinity)."""
+    u = (np.arange(width, dtype=np.float32) - K[0, 2]) / K[0, 0]
+    v = (np.arange(height, dtype=np.float32) - K[1, 2]) / K[1, 1]
+    R = pose[:3, :3].astype(np.float32)
+    # World z of the unnormalised direction R @ (u, v, 1), and its length.
+    z = R[2, 0] * u[None, :] + R[2, 1] * v[:, None] + R[2, 2]
+    length = np.sqrt(u[None, :] ** 2 + v[:, None] ** 2 + 1)
+    elevation = np.degrees(np.arcsin(np.clip(z / length, -1, 1)))
+    return (165 + 45 * np.clip(elevation / 30.0, -1, 1)).astype(np.float32)
 
 
 def _render(scene: _Scene, pose: np.ndarray, light_azimuth: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -198,7 +195,7 @@ def _render(scene: _Scene, pose: np.ndarray, light_azimuth: float, rng: np.rando
     light = np.array([np.cos(np.radians(light_azimuth)), np.sin(np.radians(light_azimuth)), 1.5])
     light /= np.linalg.norm(light)
     plane_shade = 0.55 + 0.45 * light[2]
-    image = scene.background * (1 - a) + plane.astype(np.float32) * plane_shade * a
+    image = _wall(K, pose, width, height) * (1 - a) + plane.astype(np.float32) * plane_shade * a
     image = np.repeat(image[:, :, None], 3, axis=2)
     mask = np.zeros((height, width), np.uint8)
     centre = pose[:3, 3]
