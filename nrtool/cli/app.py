@@ -66,5 +66,6 @@ synth_app = _group("synth", "Procedural datasets in real file formats (for tests
 plot_app = _group("plot", "Figures from artifacts (PNG).")
 export_app = _group("export", "Artifacts in other tools' formats.")
 body_app = _group("body", "SMPL body model: pose it with AMASS motion and look at the result.")
+nerf_app = _group("nerf", "NeRF of posed frames (scans, NeRF datasets): train, eval (PSNR/SSIM), render, benchmark.")
 garment_app = _group(
     "garment", "Garment codes: encode garment meshes, decode codes into open meshes (MeshUDF), sample, interpolate, edit.")

@@ -29,6 +29,7 @@ def _register() -> None:
         heads_cmd,
         info_cmd,
         inr2vec_cmd,
+        nerf_cmd,
         plot_cmd,
         pointnet_cmd,
         probegen_cmd,
