@@ -14,6 +14,8 @@ Sections (``--only`` picks some, comma-separated):
                    with all cores, vs the capture's 30 fps (``bench/scan_bench.py``).
 * ``garment``      garment network: encoder ms/garment, decode + MeshUDF at 128^3/256^3 vs plain
                    marching cubes, held-out Chamfer per preset (``bench/garment_bench.py``).
+* ``nerf``         dense-grid NeRF: training/rendering rays/s with empty-space skipping on and off,
+                   PSNR per 100 steps, beside the thesis' budgets (``bench/nerf_bench.py``).
 * ``knn``          DGCNN's neighbour graph: PyTorch3D ``knn_points`` vs chunked ``cdist`` + ``topk``.
 
 Run ``make bench`` (all sections) or e.g.
@@ -54,7 +56,7 @@ PSB = REPO.parent / "shared" / "data" / "psb"
 OUT = REPO / "bench-out"
 NRTOOL = Path(sys.executable).parent / "nrtool"
 
-SECTIONS = ("batched", "efficiency", "ground-truth", "quality", "inr2vec", "scan", "garment", "knn", "drape")
+SECTIONS = ("batched", "efficiency", "ground-truth", "quality", "inr2vec", "scan", "garment", "knn", "drape", "nerf")
 DEFAULT_PRESETS = {
     "batched": ("tiny", "small"),
     "efficiency": ("tiny", "small", "paper"),
@@ -584,6 +586,16 @@ def bench_scan(bench: Bench) -> None:
     bench.record("scan", scan_bench.run(frames, say=say, work=OUT))
 
 
+def bench_nerf(bench: Bench) -> None:
+    """Dense-grid NeRF rays/s, skipping on vs off, PSNR reached (bench/nerf_bench.py)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import nerf_bench
+
+    steps = 200 if bench.quick else 1500
+    heading(f"nerf: dense-grid NeRF, {steps} steps, empty-space skipping on vs off")
+    bench.record("nerf", nerf_bench.run(steps, say=say, device=str(bench.device), work=OUT))
+
+
 def bench_garment(bench: Bench) -> None:
     """Encoder latency, decode + MeshUDF vs plain marching cubes, held-out Chamfer (bench/garment_bench.py)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -641,6 +653,7 @@ SECTION_FUNCTIONS: dict[str, Callable[[Bench], None]] = {
     "quality": bench_quality,
     "inr2vec": bench_inr2vec,
     "scan": bench_scan,
+    "nerf": bench_nerf,
     "garment": bench_garment,
     "knn": bench_knn,
     "drape": bench_drape,
