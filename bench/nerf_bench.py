@@ -93,7 +93,10 @@ def main() -> None:
     parser.add_argument("--preset", default="tiny")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    print(json.dumps(run(args.steps, device=args.device, preset=args.preset), indent=2))
+    def say(line: str) -> None:
+        print(line, file=sys.stderr)  # stdout carries the JSON alone
+
+    print(json.dumps(run(args.steps, say=say, device=args.device, preset=args.preset), indent=2))
 
 
 if __name__ == "__main__":
