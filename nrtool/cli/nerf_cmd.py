@@ -129,10 +129,7 @@ def nerf_train(
     views = load_views(source, split, config.max_side, images, masks, bar)
     held_out = None
     if val_split != "none" and val_split in available_splits(source):
-        held_out = load_views(source, val_split, config.max_side, images, masks)
-        held_out.names, held_out.images = held_out.names[:1], held_out.images[:1]
-        held_out.camera_to_world = held_out.camera_to_world[:1]
-        held_out.alpha = None if held_out.alpha is None else held_out.alpha[:1]
+        held_out = load_views(source, val_split, config.max_side, images, masks).first(1)
     nerf, run = train_nerf(views, config, out, scene if scene is not None else scene_box(source, views), torch_device,
                            bar, held_out=held_out, time_limit=time_limit, restart=restart,
                            extra={"dataset": str(source.resolve())})

@@ -56,6 +56,11 @@ class Views:
         """(width, height) of the loaded images."""
         return int(self.images.shape[2]), int(self.images.shape[1])
 
+    def first(self, count: int) -> "Views":
+        """The first ``count`` frames."""
+        return Views(self.names[:count], self.images[:count], None if self.alpha is None else self.alpha[:count],
+                     self.K, self.distortion, self.camera_to_world[:count], self.source, self.split, self.full_size)
+
 
 def scaled_camera(K: np.ndarray, full: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
     """``K`` of a ``full``-sized image for the same image resized to ``size`` (both (w, h)).
@@ -181,7 +186,7 @@ def scan_frames(data: Any, path: Path, indices: Any, images: Path | None = None
         found = 0
         for number, image in read_video_frames(data.source, set(wanted)):
             found += 1
-            yield wanted[number], image[:, :, ::-1], data.source
+            yield wanted[number], np.ascontiguousarray(image[:, :, ::-1]), data.source
         if found != len(wanted):
             raise InputFileError(data.source, f"the video yielded {found} of the {len(wanted)} frames asked for")
         return
