@@ -101,7 +101,7 @@ def make_masks(scan: str | os.PathLike[str], out: str | os.PathLike[str], config
     from nrtool.io.images import write_image
     from nrtool.nerf.rays import camera_directions
     from nrtool.nerf.train import train_nerf
-    from nrtool.nerf.views import _read_mask, scan_frames, views_from_scan
+    from nrtool.nerf.views import read_mask, scan_frames, views_from_scan
     from nrtool.progress import SilentProgress
     from nrtool.scan.artifact import load_scan
 
@@ -161,7 +161,7 @@ def make_masks(scan: str | os.PathLike[str], out: str | os.PathLike[str], config
                 coverage.append(float(mask.mean()))
                 names.append(name)
                 if truth_folder is not None:
-                    ious.append(iou(mask, _read_mask(truth_folder / f"{name}.png") >= 128))
+                    ious.append(iou(mask, read_mask(truth_folder / f"{name}.png") >= 128))
                 else:
                     ious.append(float("nan"))
                 if k in sheet_at:

@@ -105,7 +105,8 @@ def _decode(path: Path | str, data: bytes | None = None) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def _read_mask(path: Path) -> np.ndarray:
+def read_mask(path: Path) -> np.ndarray:
+    """A mask image as uint8 (H, W) (object > 0), one-line error naming it when missing."""
     import cv2
 
     mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) if path.is_file() else None
@@ -224,7 +225,7 @@ def views_from_scan(path: str | os.PathLike[str], split: str = "all", max_side: 
     progress = progress or SilentProgress()
 
     def mask_of(i: int) -> np.ndarray | None:
-        return None if mask_folder is None else _read_mask(mask_folder / f"{data.names[i]}.png")
+        return None if mask_folder is None else read_mask(mask_folder / f"{data.names[i]}.png")
 
     with progress.task("reading frames", len(indices), unit="frames") as advance:
         for i, image, where in scan_frames(data, path, indices, folder):
@@ -297,7 +298,7 @@ def views_from_json(path: str | os.PathLike[str], split: str = "all", max_side: 
                 raise InputFileError(file, f"frame {k}: transform_matrix is not a finite 4x4 matrix")
             if not image_path.suffix and not image_path.is_file():
                 image_path = image_path.with_name(image_path.name + ".png")  # NeRF-synthetic omits it
-            mask = _read_mask(file.parent / str(frame["mask_path"])) if "mask_path" in frame else None
+            mask = read_mask(file.parent / str(frame["mask_path"])) if "mask_path" in frame else None
             stack.add(_decode(image_path), image_path, mask)
             poses.append(pose @ CV_TO_GL)  # OpenGL camera axes -> OpenCV's
             names.append(Path(str(frame["file_path"])).stem)
