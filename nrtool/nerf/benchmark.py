@@ -78,7 +78,7 @@ def run_benchmark(source: str | os.PathLike[str], out: str | os.PathLike[str], c
         return nerf
 
     def psnr(nerf: Any, split: str) -> float:
-        return float(evaluate(nerf, frames(split), device)["results"]["psnr"])
+        return float(evaluate(nerf, frames(split), device, progress)["results"]["psnr"])
 
     with output_lock(out / "results.json"):
         size_rows = []

@@ -35,7 +35,7 @@ def evaluate(nerf: NerfModel, views: Views, device: torch.device | str = "cpu", 
     from nrtool.progress import SilentProgress
 
     progress = progress or SilentProgress()
-    rays = FrameRays(views, device)
+    rays = FrameRays.of(views, device)
     use_lpips, reason = lpips_status()
     lpips = LpipsMetric() if use_lpips else None
     folder = Path(renders) if renders is not None else None
@@ -114,10 +114,7 @@ def render_poses(nerf: NerfModel, poses: np.ndarray, out: str | os.PathLike[str]
     size = size or train_size  # type: ignore[assignment]
     K = scaled_camera(np.asarray(nerf.data["K"]), train_size, size)  # type: ignore[arg-type]
     w, h = size  # type: ignore[misc]
-    blank = np.zeros((len(poses), h, w, 3), np.float32)
-    views = Views([f"frame_{i:05d}" for i in range(len(poses))], blank, None, K,
-                  np.asarray(nerf.data["distortion"]), poses, "poses", "render", (w, h))
-    rays = FrameRays(views, device)
+    rays = FrameRays(K, np.asarray(nerf.data["distortion"]), (w, h), poses, device=device)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     files = []

@@ -26,7 +26,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -35,6 +35,9 @@ from nrtool.config import Config, option
 from nrtool.errors import InputFileError, NrtoolError
 from nrtool.nerf.boxes import board_boxes, default_z_offset, render_box
 from nrtool.nerf.config import NerfConfig
+
+if TYPE_CHECKING:
+    from nrtool.nerf.rays import FrameRays
 
 KIND = "masks"
 
@@ -59,16 +62,13 @@ class MaskSettings(Config):
 
 
 @torch.no_grad()
-def frame_alpha(model: Any, directions: torch.Tensor, pose: np.ndarray, box: tuple[torch.Tensor, torch.Tensor],
+def frame_alpha(model: Any, rays: "FrameRays", index: int, box: tuple[torch.Tensor, torch.Tensor],
                 chunk: int = 65_536) -> torch.Tensor:
-    """(H, W) opacity inside ``box`` of a frame whose camera-frame ``directions`` are (H, W, 3)."""
-    h, w = directions.shape[:2]
-    pose_t = torch.as_tensor(pose, dtype=torch.float32, device=directions.device)
-    world = directions.view(-1, 3) @ pose_t[:3, :3].T
-    world = world / world.norm(dim=1, keepdim=True)
-    origin = pose_t[:3, 3].expand(len(world), 3)
-    alpha = [model.render_alpha(origin[s:s + chunk], world[s:s + chunk], box) for s in range(0, len(world), chunk)]
-    return torch.cat(alpha).view(h, w)
+    """(H, W) opacity inside ``box`` of frame ``index``."""
+    origins, directions = rays.frame(index)
+    alpha = [model.render_alpha(origins[s:s + chunk], directions[s:s + chunk], box)
+             for s in range(0, len(origins), chunk)]
+    return torch.cat(alpha).view(rays.height, rays.width)
 
 
 def iou(mask: np.ndarray, truth: np.ndarray) -> float:
@@ -99,9 +99,9 @@ def make_masks(scan: str | os.PathLike[str], out: str | os.PathLike[str], config
     """Train (or resume) the NeRF of ``scan``'s raw frames and write every kept frame's mask."""
     from nrtool.artifacts.core import output_lock
     from nrtool.io.images import write_image
-    from nrtool.nerf.rays import camera_directions
+    from nrtool.nerf.rays import FrameRays
     from nrtool.nerf.train import train_nerf
-    from nrtool.nerf.views import read_mask, scan_frames, views_from_scan
+    from nrtool.nerf.views import camera_for, read_mask, scan_frames, views_from_scan
     from nrtool.progress import SilentProgress
     from nrtool.scan.artifact import load_scan
 
@@ -137,11 +137,10 @@ def make_masks(scan: str | os.PathLike[str], out: str | os.PathLike[str], config
         box_np = render_box(data.board, z_offset, height)
         box = (torch.as_tensor(box_np[0], dtype=torch.float32, device=device),
                torch.as_tensor(box_np[1], dtype=torch.float32, device=device))
-        intr = data.intrinsics
         full = views.full_size
-        if intr.has_size and (intr.width, intr.height) != full:
-            intr = intr.scaled_to(*full)
-        directions = torch.from_numpy(camera_directions(intr.K, intr.distortion5(), full)).to(device)
+        intr = camera_for(data.intrinsics, full)
+        # Full-resolution rays from every masked frame's own pose.
+        rays = FrameRays(intr.K, intr.distortion5(), full, data.camera_to_world[indices], device=device)
         staging = out / ".staging"
         shutil.rmtree(staging, ignore_errors=True)
         (staging / "rgba").mkdir(parents=True)
@@ -151,7 +150,7 @@ def make_masks(scan: str | os.PathLike[str], out: str | os.PathLike[str], config
         started = time.perf_counter()
         with progress.task("rendering masks", len(indices), unit="frames") as advance:
             for k, (i, image, _where) in enumerate(scan_frames(data, scan, indices, Path(images) if images else None)):
-                alpha = frame_alpha(model, directions, data.camera_to_world[i], box).cpu().numpy()
+                alpha = frame_alpha(model, rays, k, box).cpu().numpy()
                 mask = alpha >= settings.threshold
                 name = data.names[i]
                 write_image(staging / f"{name}.png", np.where(mask, 255, 0).astype(np.uint8))

@@ -20,10 +20,14 @@ import numpy as np
 ALEXNET_WEIGHTS = "alexnet-owt-7be5be79.pth"
 
 
+def psnr_from_mse(mse: float) -> float:
+    """PSNR (dB) of a mean squared error of [0, 1] images."""
+    return float(-10 * math.log10(max(mse, 1e-12)))
+
+
 def psnr_of(rendered: np.ndarray, target: np.ndarray) -> float:
     """PSNR (dB) of two (H, W, 3) images in [0, 1]."""
-    mse = float(np.mean((np.asarray(rendered, np.float64) - np.asarray(target, np.float64)) ** 2))
-    return float(-10 * math.log10(max(mse, 1e-12)))
+    return psnr_from_mse(float(np.mean((np.asarray(rendered, np.float64) - np.asarray(target, np.float64)) ** 2)))
 
 
 def ssim_of(rendered: np.ndarray, target: np.ndarray) -> float:

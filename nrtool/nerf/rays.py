@@ -31,16 +31,23 @@ def camera_directions(K: np.ndarray, distortion: np.ndarray, size: tuple[int, in
 
 
 class FrameRays:
-    """Rays of every pixel of a set of frames, made on demand on ``device``."""
+    """Rays of every pixel of frames taken with one camera, made on demand on ``device``; with
+    ``rgb`` (N, H, W, 3), also the pixels' colours (for training and scoring)."""
 
-    def __init__(self, views: Views, device: torch.device | str = "cpu") -> None:
+    def __init__(self, K: np.ndarray, distortion: np.ndarray, size: tuple[int, int], camera_to_world: np.ndarray,
+                 rgb: np.ndarray | None = None, device: torch.device | str = "cpu") -> None:
         self.device = torch.device(device)
-        self.width, self.height = views.size
-        self.count = len(views)
-        self.directions = torch.from_numpy(camera_directions(views.K, views.distortion, views.size)).to(self.device)
-        pose = torch.from_numpy(views.camera_to_world).float().to(self.device)
+        self.width, self.height = size
+        self.count = len(camera_to_world)
+        self.directions = torch.from_numpy(camera_directions(K, distortion, size)).to(self.device)
+        pose = torch.from_numpy(np.asarray(camera_to_world, np.float32)).to(self.device)
         self.rotation, self.centre = pose[:, :3, :3], pose[:, :3, 3]
-        self.rgb = torch.from_numpy(views.images).to(self.device)  # (N, H, W, 3)
+        self.rgb = torch.from_numpy(rgb).to(self.device) if rgb is not None else None
+
+    @classmethod
+    def of(cls, views: Views, device: torch.device | str = "cpu") -> "FrameRays":
+        """The rays and colours of loaded frames."""
+        return cls(views.K, views.distortion, views.size, views.camera_to_world, views.images, device)
 
     @property
     def pixels(self) -> int:
@@ -52,13 +59,14 @@ class FrameRays:
         world = torch.einsum("rij,rj->ri", self.rotation[frame], local)
         return self.centre[frame], world / world.norm(dim=1, keepdim=True)
 
-    def at(self, flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Origins, directions and target colours of flat pixel indices (frame-major)."""
+    def at(self, flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Origins, directions and target colours (None without ``rgb``) of flat pixel indices
+        (frame-major)."""
         frame = flat // (self.width * self.height)
         rest = flat % (self.width * self.height)
         row, col = rest // self.width, rest % self.width
         origins, directions = self.rays(frame, row, col)
-        return origins, directions, self.rgb[frame, row, col]
+        return origins, directions, self.rgb[frame, row, col] if self.rgb is not None else None
 
     def frame(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Origins and directions (H*W, 3) of one frame, row-major."""

@@ -21,6 +21,7 @@ import torch
 
 from nrtool.errors import InputFileError, NrtoolError
 from nrtool.nerf.config import NerfConfig
+from nrtool.nerf.metrics import psnr_from_mse
 from nrtool.nerf.model import DenseGridNeRF, reset_moments
 from nrtool.nerf.rays import FrameRays
 from nrtool.nerf.views import Views
@@ -32,11 +33,6 @@ STEPS_PER_EPOCH = 100
 OCCUPANCY_WARMUP = 32
 #: Rays per chunk when rendering whole frames.
 RENDER_CHUNK = 16_384
-
-
-def psnr(mse: float) -> float:
-    """Peak signal-to-noise ratio (dB) of a mean squared error of [0, 1] images."""
-    return float(-10 * math.log10(max(mse, 1e-12)))
 
 
 @dataclass
@@ -72,8 +68,8 @@ class NerfTrainer:
         self.config = config
         self.device = device
         self.model = make_model(config, box, resolve_background(config, views)).to(device)
-        self.rays = FrameRays(views, device)
-        self.held_out = FrameRays(held_out, device) if held_out is not None and len(held_out) else None
+        self.rays = FrameRays.of(views, device)
+        self.held_out = FrameRays.of(held_out, device) if held_out is not None and len(held_out) else None
         grids = [self.model.density, self.model.features]
         others = [p for n, p in self.model.named_parameters() if n not in ("density", "features")]
         self.optimizer = torch.optim.Adam([{"params": grids, "lr": config.lr_grid},
@@ -105,7 +101,7 @@ class NerfTrainer:
         # resumes at an epoch boundary and ends exactly as an uninterrupted one.
         advance(STEPS_PER_EPOCH - done)  # a short last epoch
         mse = float(np.mean(losses)) if losses else float("nan")
-        return {"train_mse": mse, "train_psnr": psnr(mse), "steps": float(done),
+        return {"train_mse": mse, "train_psnr": psnr_from_mse(mse), "steps": float(done),
                 "samples_per_ray": float(np.mean(samples)) / config.rays if samples else 0.0,
                 "grid": float(max(model.shape)), "occupied": float(model.occupancy.float().mean())}
 
@@ -142,7 +138,7 @@ class NerfTrainer:
             return {}
         rgb, _ = render_frame(self.model, self.held_out, 0)
         mse = float(torch.mean((rgb - self.held_out.rgb[0]) ** 2))
-        return {"val_psnr": psnr(mse)}
+        return {"val_psnr": psnr_from_mse(mse)}
 
     def score(self, record: dict[str, float]) -> tuple[float, ...] | None:
         return None  # keep the last epoch

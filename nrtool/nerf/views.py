@@ -75,6 +75,25 @@ def scaled_camera(K: np.ndarray, full: tuple[int, int], size: tuple[int, int]) -
     return K
 
 
+def camera_for(intrinsics: Any, full: tuple[int, int]) -> Any:
+    """The intrinsics for frames of ``full`` = (w, h) pixels (rescaled when calibrated at
+    another size of the same sensor)."""
+    if intrinsics.has_size and (intrinsics.width, intrinsics.height) != full:
+        return intrinsics.scaled_to(*full)
+    return intrinsics
+
+
+def _views(stack: "_FrameStack", intrinsics: Any, names: list[str], camera_to_world: np.ndarray, source: str,
+           split: str) -> Views:
+    """The collected frames as :class:`Views`, the camera scaled to their loaded size."""
+    rgb, alpha = stack.arrays()
+    assert stack.full is not None
+    intr = camera_for(intrinsics, stack.full)
+    size = (rgb.shape[2], rgb.shape[1])
+    return Views(names, rgb, alpha, scaled_camera(intr.K, stack.full, size), intr.distortion5(),
+                 np.asarray(camera_to_world, np.float64), source, split, stack.full)
+
+
 def target_size(full: tuple[int, int], max_side: int) -> tuple[int, int]:
     """(w, h) with the longer side at most ``max_side`` (0 = unchanged), aspect kept."""
     w, h = full
@@ -231,15 +250,8 @@ def views_from_scan(path: str | os.PathLike[str], split: str = "all", max_side: 
         for i, image, where in scan_frames(data, path, indices, folder):
             stack.add(image, where, mask_of(i))
             advance(1)
-    rgb, alpha = stack.arrays()
-    assert stack.full is not None
-    intr = data.intrinsics
-    full = stack.full
-    if intr.has_size and (intr.width, intr.height) != full:
-        intr = intr.scaled_to(*full)
-    size = (rgb.shape[2], rgb.shape[1])
-    return Views([data.names[int(i)] for i in indices], rgb, alpha, scaled_camera(intr.K, full, size),
-                 intr.distortion5(), data.camera_to_world[indices].astype(np.float64), str(path), split, full)
+    return _views(stack, data.intrinsics, [data.names[int(i)] for i in indices], data.camera_to_world[indices],
+                  str(path), split)
 
 
 def _json_file(path: Path, split: str) -> Path:
@@ -303,14 +315,7 @@ def views_from_json(path: str | os.PathLike[str], split: str = "all", max_side: 
             poses.append(pose @ CV_TO_GL)  # OpenGL camera axes -> OpenCV's
             names.append(Path(str(frame["file_path"])).stem)
             advance(1)
-    rgb, alpha = stack.arrays()
-    assert stack.full is not None
-    full = stack.full
-    if intr.has_size and (intr.width, intr.height) != full:
-        intr = intr.scaled_to(*full)
-    size = (rgb.shape[2], rgb.shape[1])
-    return Views(names, rgb, alpha, scaled_camera(intr.K, full, size), intr.distortion5(), np.stack(poses),
-                 str(file), split, full)
+    return _views(stack, intr, names, np.stack(poses), str(file), split)
 
 
 def load_views(source: str | os.PathLike[str], split: str = "all", max_side: int = 0,
