@@ -1,8 +1,8 @@
 """`nrtool mask` and `nrtool nerf train|eval|render|benchmark` (ScanNeRF masking and benchmark).
 
 One small synthetic capture (320x240, 4 zenith steps, 90 kept frames) is scanned and masked once
-per session (shared, cached fixture); the tests read its outputs. The masking run is shortened
-to 1,000 steps to keep the suite fast; the README reports the full `tiny` run.
+per session at the full `tiny` preset (shared, cached fixture); the tests read its outputs. The
+NeRF trainings of the other tests are shortened (fewer steps, smaller grids and frames).
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import assert_clean_failure, run_cli
-
-MASK_STEPS = "1000"
 
 
 @pytest.fixture(scope="session")
@@ -29,22 +27,21 @@ def nerf_capture(shared_artifacts) -> Path:
         options = [o.replace("intrinsics.yml", str(capture / "intrinsics.yml")) for o in truth["scan_options"]]
         run_cli("scan", capture / "images", "--out", folder / "scan.h5", *options, "--splits", "60,20,20",
                 "--train-subsets", "40,20")
-        result = run_cli("mask", folder / "scan.h5", "--out", folder / "masks", "--truth", capture / "masks",
-                         "--steps", MASK_STEPS, "--json")
+        result = run_cli("mask", folder / "scan.h5", "--out", folder / "masks", "--truth", capture / "masks", "--json")
         (folder / "mask.json").write_text(result.stdout)
         # The object-only dataset the benchmark is run on (ground-truth masks: exact objects).
         run_cli("export", "nerf", folder / "scan.h5", "--out", folder / "dataset", "--masks", capture / "masks")
 
-    return shared_artifacts.get("nerf-capture", {"steps": MASK_STEPS}, build)
+    return shared_artifacts.get("nerf-capture", {"preset": "tiny"}, build)
 
 
 def test_masks_match_the_ground_truth(nerf_capture: Path) -> None:
     import cv2
 
     summary = json.loads((nerf_capture / "mask.json").read_text())
-    # Shortened run (1,000 steps); the full tiny run is in the README.
-    assert summary["iou_mean"] >= 0.85, summary
-    assert summary["iou_min"] >= 0.70, summary
+    assert summary["preset"] == "tiny" and summary["train_size"] == [240, 180]
+    assert summary["iou_mean"] >= 0.90, summary
+    assert summary["iou_min"] >= 0.80, summary
     masks = nerf_capture / "masks"
     info = json.loads(run_cli("info", masks / "masks.h5", "--json").stdout)
     assert info["kind"] == "masks"
@@ -90,7 +87,8 @@ def test_the_board_is_absent_from_the_masks(nerf_capture: Path) -> None:
 def object_nerf(nerf_capture: Path, tmp_path_factory) -> Path:
     """A tiny NeRF of the object-only dataset at 100 px (300 steps)."""
     out = tmp_path_factory.mktemp("nerf") / "object.pt"
-    run_cli("nerf", "train", nerf_capture / "dataset", "--split", "train_all", "--out", out, "--steps", "300")
+    run_cli("nerf", "train", nerf_capture / "dataset", "--split", "train_all", "--out", out, "--steps", "300",
+            "--max-side", "100")
     return out
 
 
@@ -121,7 +119,8 @@ def test_nerf_render_writes_a_turntable(object_nerf: Path, tmp_path: Path) -> No
 
 def test_nerf_benchmark_runs_both_experiments(nerf_capture: Path, tmp_path: Path) -> None:
     out = tmp_path / "bench"
-    args = ["nerf", "benchmark", nerf_capture / "dataset", "--out", out, "--steps", "100", "--rays", "256", "--max-side", "40"]
+    args = ["nerf", "benchmark", nerf_capture / "dataset", "--out", out, "--steps", "100", "--rays", "256", "--max-side", "40",
+            "--grid", "24", "--grid-start", "16"]
     run_cli(*args)
     results = json.loads((out / "results.json").read_text())
     assert [r["train"] for r in results["training_sizes"]] == ["train_all", "train_all_36", "train_all_18"]
@@ -130,6 +129,7 @@ def test_nerf_benchmark_runs_both_experiments(nerf_capture: Path, tmp_path: Path
     assert matrix.shape == (8, 8) and np.isfinite(matrix).all()
     assert "| train \\ test |" in (out / "table.md").read_text()
     assert (out / "octants.png").stat().st_size > 5_000
+    assert len(json.loads((out / "models" / "scores.json").read_text())) == 3 + 64
     # A rerun reuses the trained models (no training), so the benchmark can be continued.
     again = json.loads(run_cli(*args, "--no-octants", "--json").stdout)
     assert again["train_seconds"] == {}
@@ -139,7 +139,8 @@ def test_nerf_benchmark_runs_both_experiments(nerf_capture: Path, tmp_path: Path
 def test_interrupted_training_resumes_to_the_same_model(nerf_capture: Path, tmp_path: Path) -> None:
     import torch
 
-    args = ["nerf", "train", nerf_capture / "dataset", "--split", "train_all_18", "--steps", "200", "--rays", "256"]
+    args = ["nerf", "train", nerf_capture / "dataset", "--split", "train_all_18", "--steps", "200", "--rays", "256",
+            "--max-side", "100", "--grid", "32", "--grid-start", "16"]
     run_cli(*args, "--out", tmp_path / "whole.pt")
     first = run_cli(*args, "--out", tmp_path / "split.pt", "--time-limit", "0.5")
     assert "stopped by --time-limit" in first.stdout and (tmp_path / "split.pt.partial").exists()

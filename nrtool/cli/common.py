@@ -101,6 +101,16 @@ def argv() -> list[str]:
 RESTART_OPTION = typer.Option(False, "--restart", help="Discard the state of an interrupted run (OUT.partial) and start over.")
 
 
+def image_size(text: str) -> tuple[int, int]:
+    """(width, height) of a ``--size WIDTHxHEIGHT`` option."""
+    from nrtool.errors import NrtoolError
+
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise NrtoolError(f"--size must be WIDTHxHEIGHT, e.g. 1440x1080; got {text!r}")
+    return int(parts[0]), int(parts[1])
+
+
 def note_resumed(first_epoch: int | None) -> None:
     """Tell the user that this run continued an interrupted one."""
     if first_epoch is not None:

@@ -16,6 +16,7 @@ from nrtool.cli.common import (
     argv,
     check_device,
     check_outputs,
+    image_size,
     note_resumed,
     print_json,
     progress,
@@ -54,7 +55,7 @@ def mask(
     out: Path = typer.Option(..., "--out", "-o", help="Folder for NAME.png masks, rgba/, masks.h5, contact_sheet.png, nerf.pt."),
     images: Optional[Path] = typer.Option(None, "--images", help="Folder of the capture's frames (when they moved since `nrtool scan`)."),
     z_offset: Optional[float] = typer.Option(None, "--z-offset", help="Render box floor above the board, scan units "
-                                             "(default: the larger of 2 voxels and a tenth of a square)."),
+                                             "(default: the larger of 2 voxels and an eighth of a square)."),
     box_height: Optional[float] = typer.Option(None, "--box-height", help="Render box top above the board, scan units "
                                                "(default: half the board's longer side)."),
     threshold: float = typer.Option(0.5, help="Alpha at or above which a pixel is object."),
@@ -129,7 +130,7 @@ def nerf_train(
     views = load_views(source, split, config.max_side, images, masks, bar)
     held_out = None
     if val_split != "none" and val_split in available_splits(source):
-        held_out = load_views(source, val_split, config.max_side, images, masks).first(1)
+        held_out = load_views(source, val_split, config.max_side, images, masks, limit=1)
     nerf, run = train_nerf(views, config, out, scene if scene is not None else scene_box(source, views), torch_device,
                            bar, held_out=held_out, time_limit=time_limit, restart=restart,
                            extra={"dataset": str(source.resolve())})
@@ -205,7 +206,6 @@ def nerf_render(
 
     Example: `nrtool nerf render nerf.pt --out turntable/ --frames 60`
     """
-    from nrtool.cli.scan_cmd import _size
     from nrtool.device import resolve_device
     from nrtool.nerf.evaluate import read_poses, render_poses, turntable_poses
     from nrtool.nerf.train import load_nerf
@@ -215,7 +215,7 @@ def nerf_render(
     torch_device = resolve_device(device)
     nerf = load_nerf(model, torch_device)
     chosen = read_poses(poses) if poses is not None else turntable_poses(nerf, frames, elevation)
-    result = render_poses(nerf, chosen, out, _size(size) if size else None, torch_device, progress(), video)
+    result = render_poses(nerf, chosen, out, image_size(size) if size else None, torch_device, progress(), video)
     if not OPTIONS.quiet:
         movie = f", {result['video']}" if result["video"] else ""
         print(f"{out}: {result['frames']} frames at {result['size'][0]}x{result['size'][1]}{movie}")

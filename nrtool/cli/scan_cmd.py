@@ -9,7 +9,15 @@ from typing import Optional
 import typer
 
 from nrtool.cli.app import app, export_app, plot_app, synth_app
-from nrtool.cli.common import OPTIONS, argv, check_outputs, note, print_json, progress
+from nrtool.cli.common import (
+    OPTIONS,
+    argv,
+    check_outputs,
+    image_size,
+    note,
+    print_json,
+    progress,
+)
 
 
 def _int_list(text: str, option: str) -> tuple[int, ...]:
@@ -22,15 +30,6 @@ def _int_list(text: str, option: str) -> tuple[int, ...]:
     if not values:
         raise NrtoolError(f"{option} must be comma-separated integers, got {text!r}")
     return values
-
-
-def _size(text: str) -> tuple[int, int]:
-    from nrtool.errors import NrtoolError
-
-    parts = text.lower().split("x")
-    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
-        raise NrtoolError(f"--size must be WIDTHxHEIGHT, e.g. 1440x1080; got {text!r}")
-    return int(parts[0]), int(parts[1])
 
 
 @app.command("scan")
@@ -183,7 +182,7 @@ def synth_capture(
     from nrtool.errors import NrtoolError
     from nrtool.synth.capture import CaptureConfig, make_capture, trajectory
 
-    width, height = _size(size)
+    width, height = image_size(size)
     parts = zenith.split(",")
     try:
         zenith_start, zenith_end = (float(v) for v in parts)

@@ -6,9 +6,10 @@
 * **Octants** (Tab. 3.3): train on each densely localised sub-split ``train_i`` and test on every
   ``test_j``: an 8 x 8 PSNR matrix.
 
-Every model is kept in ``OUT/models/SPLIT.pt``: a rerun skips the trainings already done (and an
-interrupted one resumes), so the benchmark can be stopped and continued. Results go to
-``OUT/results.json``, ``OUT/table.md`` and ``OUT/octants.png``.
+Every model is kept in ``OUT/models/SPLIT.pt`` and every score in ``OUT/models/scores.json``
+(tied to the model file it came from): a rerun skips the trainings and renderings already done
+(an interrupted or time-limited training resumes), so the benchmark can be stopped and
+continued. Results go to ``OUT/results.json``, ``OUT/table.md`` and ``OUT/octants.png``.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def run_benchmark(source: str | os.PathLike[str], out: str | os.PathLike[str], c
     """Run both experiments (the octants with ``octants``) and write the results (see the module)."""
     from nrtool.artifacts.core import atomic_write_bytes, output_lock
     from nrtool.nerf.evaluate import evaluate
-    from nrtool.nerf.train import load_nerf, train_nerf
+    from nrtool.nerf.train import finished_nerf, train_nerf
     from nrtool.nerf.views import available_splits, load_views
     from nrtool.progress import SilentProgress
 
@@ -68,23 +69,31 @@ def run_benchmark(source: str | os.PathLike[str], out: str | os.PathLike[str], c
     scene = box if box is not None else scene_box(source, frames(sizes[0]))
     timings: dict[str, float] = {}
 
+    scores_file = out / "models" / "scores.json"
+    scores = _read_scores(scores_file)
+
     def model_for(split: str) -> Any:
         path = out / "models" / f"{split}.pt"
-        if path.is_file():
-            return load_nerf(path, device)
-        started = time.perf_counter()
-        nerf, _ = train_nerf(frames(split), config, path, scene, device, progress, time_limit=time_limit)
-        timings[split] = time.perf_counter() - started
+        nerf = finished_nerf(path, config, frames(split), scene, device)
+        if nerf is None:
+            started = time.perf_counter()
+            nerf, _ = train_nerf(frames(split), config, path, scene, device, progress, time_limit=time_limit)
+            timings[split] = time.perf_counter() - started
         return nerf
 
-    def psnr(nerf: Any, split: str) -> float:
-        return float(evaluate(nerf, frames(split), device, progress)["results"]["psnr"])
+    def psnr(nerf: Any, train: str, test: str) -> float:
+        key, stamp = f"{train} -> {test}", _stamp(out / "models" / f"{train}.pt")
+        if scores.get(key, {}).get("model") != stamp:
+            value = float(evaluate(nerf, frames(test), device, progress)["results"]["psnr"])
+            scores[key] = {"psnr": value, "model": stamp}
+            atomic_write_bytes(scores_file, (json.dumps(scores, indent=1) + "\n").encode())
+        return float(scores[key]["psnr"])
 
     with output_lock(out / "results.json"):
         size_rows = []
         for split in sizes:
             nerf = model_for(split)
-            size_rows.append({"train": split, "frames": len(frames(split)), "test_psnr": psnr(nerf, "test_all"),
+            size_rows.append({"train": split, "frames": len(frames(split)), "test_psnr": psnr(nerf, split, "test_all"),
                               "train_s": timings.get(split)})
         matrix = None
         if octants and train_octants and test_octants:
@@ -92,7 +101,7 @@ def run_benchmark(source: str | os.PathLike[str], out: str | os.PathLike[str], c
             for i, split in enumerate(train_octants):
                 nerf = model_for(split)
                 for j, test in enumerate(test_octants):
-                    matrix[i, j] = psnr(nerf, test)
+                    matrix[i, j] = psnr(nerf, split, test)
         results = {"source": str(source), "preset": config.preset, "config": config.to_dict(),
                    "box": [np.asarray(scene[0]).tolist(), np.asarray(scene[1]).tolist()],
                    "device": str(device), "training_sizes": size_rows,
@@ -104,6 +113,21 @@ def run_benchmark(source: str | os.PathLike[str], out: str | os.PathLike[str], c
             octant_heatmap(matrix, train_octants, test_octants, out / "octants.png", config.preset)
         atomic_write_bytes(out / "results.json", (json.dumps(results, indent=2) + "\n").encode())
     return results
+
+
+def _stamp(model: Path) -> str:
+    """What ties a score to the model file it was measured on (size and modification time)."""
+    info = model.stat()
+    return f"{info.st_size}:{info.st_mtime_ns}"
+
+
+def _read_scores(path: Path) -> dict[str, Any]:
+    """The cached scores (nothing when absent or unreadable: they are measured again)."""
+    try:
+        scores = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return scores if isinstance(scores, dict) else {}
 
 
 def table_markdown(results: dict[str, Any]) -> str:

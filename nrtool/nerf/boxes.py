@@ -32,7 +32,9 @@ def render_box(board: Any, z_offset: float, height: float) -> tuple[np.ndarray, 
 
 
 def default_z_offset(voxel: float, board: Any) -> float:
-    return max(2 * voxel, board.square / 10)
+    # The board's density is a few millimetres thick whatever the voxel (with 2.6 mm voxels 5.1 mm
+    # let 0.16 % of its pixels into the masks, 6.2 mm none): hence a floor in board units.
+    return max(2 * voxel, board.square / 8)
 
 
 def scene_box(source: str | os.PathLike[str], views: Views) -> tuple[np.ndarray, np.ndarray]:

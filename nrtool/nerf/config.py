@@ -89,6 +89,6 @@ class NerfConfig(Config):
 PRESETS: Presets[NerfConfig] = Presets(
     paper=NerfConfig("paper", max_side=0, grid=160, grid_start=80, steps=20_000, rays=8192),
     small=NerfConfig("small", max_side=200, grid=128, grid_start=64, steps=3000, rays=2048),
-    tiny=NerfConfig("tiny", max_side=100, grid=80, grid_start=40, steps=1500, rays=1024, mlp_width=32),
+    tiny=NerfConfig("tiny", max_side=240, grid=80, grid_start=40, steps=1500, rays=1024, mlp_width=32),
 )
 preset = PRESETS.__getitem__

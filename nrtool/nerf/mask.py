@@ -6,8 +6,9 @@ thesis Sec. 3.3.3).
    from the object.
 2. A *render box* covers the board's footprint from ``z_offset`` above the board up to
    ``box_height``. The offset cuts the board itself away: with about one voxel the board's dark
-   squares leak into the alpha, so it defaults to the larger of 2 voxels and a tenth of a board
-   square (5 mm on a 5 cm board).
+   squares leak into the alpha, so it defaults to the larger of 2 voxels and an eighth of a board
+   square (6.25 mm on a 5 cm board: the board's density is a few millimetres thick whatever the
+   voxel, measured in the README).
 3. Each frame's alpha is rendered from its own pose at full resolution with only the density
    inside the render box, and thresholded into the mask.
 
@@ -49,7 +50,7 @@ class MaskSettings(Config):
     WHAT = "mask"
 
     z_offset: float | None = option(None, help="Height of the render box's floor above the board (default: the larger "
-                                    "of 2 voxels and a tenth of a board square).")
+                                    "of 2 voxels and an eighth of a board square).")
     box_height: float | None = option(None, help="Height of the render box's top above the board (default: half the "
                                       "board's longer side).")
     threshold: float = option(0.5, help="Alpha at or above which a pixel is the object.")
@@ -100,7 +101,7 @@ def make_masks(scan: str | os.PathLike[str], out: str | os.PathLike[str], config
     from nrtool.artifacts.core import output_lock
     from nrtool.io.images import write_image
     from nrtool.nerf.rays import FrameRays
-    from nrtool.nerf.train import train_nerf
+    from nrtool.nerf.train import finished_nerf, train_nerf
     from nrtool.nerf.views import camera_for, read_mask, scan_frames, views_from_scan
     from nrtool.progress import SilentProgress
     from nrtool.scan.artifact import load_scan
@@ -123,7 +124,7 @@ def make_masks(scan: str | os.PathLike[str], out: str | os.PathLike[str], config
         views = views_from_scan(scan, "all", config.max_side, images, progress=progress)
         train_box, height = board_boxes(data.board, settings.box_height, settings.train_margin)
         started = time.perf_counter()
-        nerf = _finished_model(out / "nerf.pt", config, views, device) if not restart else None
+        nerf = finished_nerf(out / "nerf.pt", config, views, train_box, device) if not restart else None
         reused, resumed_from, stopped = nerf is not None, None, False
         if nerf is None:
             nerf, run = train_nerf(views, config, out / "nerf.pt", train_box, device, progress, time_limit=time_limit,
@@ -186,23 +187,6 @@ def make_masks(scan: str | os.PathLike[str], out: str | os.PathLike[str], config
         result = MaskResult(names, np.asarray(coverage), np.asarray(ious), details)
         write_masks_artifact(out / "masks.h5", result, config, settings, scan, command)
     return result
-
-
-def _finished_model(path: Path, config: NerfConfig, views: Any, device: torch.device) -> Any:
-    """The model a finished earlier run left in ``path`` for the same settings and frames (so a
-    rerun after an interruption in the rendering goes straight to rendering), else None."""
-    from nrtool.nerf.train import load_nerf, views_fingerprint
-    from nrtool.training import partial_path
-
-    if not path.is_file() or partial_path(path).exists():
-        return None
-    try:
-        nerf = load_nerf(path, device)
-    except InputFileError:
-        return None
-    if nerf.config != config or nerf.data.get("fingerprint") != views_fingerprint(views):
-        return None
-    return nerf
 
 
 def contact_sheet(rows: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]], png: str | os.PathLike[str]) -> None:

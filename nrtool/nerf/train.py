@@ -232,6 +232,28 @@ def load_nerf(path: str | os.PathLike[str], device: torch.device | str = "cpu") 
                      float(data.get("seconds", 0.0)), str(path))
 
 
+def finished_nerf(path: str | os.PathLike[str], config: NerfConfig, views: Views, box: tuple[np.ndarray, np.ndarray],
+                  device: torch.device | str = "cpu") -> NerfModel | None:
+    """The model that a finished earlier training left in ``path`` with the same settings, frames
+    and box (a rerun goes straight to what follows the training), else None: absent, damaged,
+    stopped by a time limit (``path.partial`` is there, a rerun continues it) or trained on
+    something else."""
+    from nrtool.training import partial_path
+
+    path = Path(path)
+    if not path.is_file() or partial_path(path).exists():
+        return None
+    try:
+        nerf = load_nerf(path, device)
+    except InputFileError:
+        return None
+    same_box = (np.allclose(nerf.model.box_min.cpu().numpy(), box[0], atol=1e-6)
+                and np.allclose(nerf.model.box_max.cpu().numpy(), box[1], atol=1e-6))
+    if nerf.config != config or nerf.data.get("fingerprint") != views_fingerprint(views) or not same_box:
+        return None
+    return nerf
+
+
 def check_frames_match(nerf: NerfModel, views: Views, where: str | os.PathLike[str]) -> None:
     """Frames rendered with a model must share its frames' aspect (K is rescaled to any size)."""
     w, h = nerf.data["full_size"]

@@ -56,11 +56,6 @@ class Views:
         """(width, height) of the loaded images."""
         return int(self.images.shape[2]), int(self.images.shape[1])
 
-    def first(self, count: int) -> "Views":
-        """The first ``count`` frames."""
-        return Views(self.names[:count], self.images[:count], None if self.alpha is None else self.alpha[:count],
-                     self.K, self.distortion, self.camera_to_world[:count], self.source, self.split, self.full_size)
-
 
 def scaled_camera(K: np.ndarray, full: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
     """``K`` of a ``full``-sized image for the same image resized to ``size`` (both (w, h)).
@@ -227,14 +222,15 @@ def scan_frames(data: Any, path: Path, indices: Any, images: Path | None = None
 
 def views_from_scan(path: str | os.PathLike[str], split: str = "all", max_side: int = 0,
                     images: str | os.PathLike[str] | None = None, masks: str | os.PathLike[str] | None = None,
-                    progress: Any = None) -> Views:
-    """The frames of ``split`` of a scan artifact (see the module docstring)."""
+                    progress: Any = None, limit: int | None = None) -> Views:
+    """The frames of ``split`` of a scan artifact (see the module docstring); only the first
+    ``limit`` of them when given."""
     from nrtool.progress import SilentProgress
     from nrtool.scan.artifact import load_scan
 
     path = Path(path)
     data = load_scan(path)
-    indices = _scan_indices(data, split, path)
+    indices = _scan_indices(data, split, path)[:limit]
     posed = np.isfinite(data.camera_to_world[indices]).all(axis=(1, 2))
     if not posed.all():
         raise InputFileError(path, f"split {split!r} has {int((~posed).sum())} frames without a pose")
@@ -267,8 +263,9 @@ def _json_file(path: Path, split: str) -> Path:
 
 
 def views_from_json(path: str | os.PathLike[str], split: str = "all", max_side: int = 0,
-                    progress: Any = None) -> Views:
-    """Frames of a nerfstudio ``transforms.json`` or a NeRF-synthetic split file."""
+                    progress: Any = None, limit: int | None = None) -> Views:
+    """Frames of a nerfstudio ``transforms.json`` or a NeRF-synthetic split file (the first
+    ``limit`` when given)."""
     from nrtool.progress import SilentProgress
     from nrtool.scan.intrinsics import read_intrinsics
     from nrtool.scan.poses import CV_TO_GL
@@ -289,12 +286,13 @@ def views_from_json(path: str | os.PathLike[str], split: str = "all", max_side: 
         sibling = file.parent / wanted_file
         if not sibling.is_file():
             raise InputFileError(file, f"holds another split than {split!r} and there is no {wanted_file} beside it")
-        return views_from_json(sibling, split, max_side, progress)
+        return views_from_json(sibling, split, max_side, progress, limit)
     if split != "all" and key in meta:
         wanted = {str(p).lstrip("./") for p in meta[key]}
         chosen = [f for f in frames if str(f.get("file_path", "")).lstrip("./") in wanted]
         if not chosen:
             raise InputFileError(file, f"{key} names none of its frames")
+    chosen = chosen[:limit]
     intr = read_intrinsics(file)
     stack = _FrameStack(max_side)
     poses, names = [], []
@@ -320,16 +318,17 @@ def views_from_json(path: str | os.PathLike[str], split: str = "all", max_side: 
 
 def load_views(source: str | os.PathLike[str], split: str = "all", max_side: int = 0,
                images: str | os.PathLike[str] | None = None, masks: str | os.PathLike[str] | None = None,
-               progress: Any = None) -> Views:
-    """Frames from a scan artifact (``.h5``) or a NeRF JSON / dataset folder."""
+               progress: Any = None, limit: int | None = None) -> Views:
+    """Frames from a scan artifact (``.h5``) or a NeRF JSON / dataset folder (the first ``limit``
+    of the split when given)."""
     source = Path(source)
     if not source.exists():
         raise InputFileError(source, "no such file or folder")
     if source.is_file() and source.suffix.lower() in (".h5", ".hdf5"):
-        return views_from_scan(source, split, max_side, images, masks, progress)
+        return views_from_scan(source, split, max_side, images, masks, progress, limit)
     if images is not None or masks is not None:
         raise NrtoolError("--images/--masks apply to a scan artifact; a NeRF dataset names its own files")
-    return views_from_json(source, split, max_side, progress)
+    return views_from_json(source, split, max_side, progress, limit)
 
 
 def available_splits(source: str | os.PathLike[str]) -> list[str]:
