@@ -167,6 +167,25 @@ def test_bad_inputs_fail_in_one_line(nerf_capture: Path, tmp_path: Path) -> None
     assert_clean_failure(result, "threshold", tmp_path / "masks")
     result = run_cli("nerf", "train", tmp_path / "missing", "--out", out, check=False)
     assert_clean_failure(result, "missing", out)
+    # ScanNeRF's published data: no test split (it is private); the error says what to do.
+    published = tmp_path / "published"
+    published.mkdir()
+    for split in (nerf_capture / "dataset").glob("*.json"):
+        if not split.name.startswith("test"):
+            (published / split.name).write_bytes(split.read_bytes())
+    result = run_cli("nerf", "benchmark", published, "--out", tmp_path / "bench", check=False)
+    assert_clean_failure(result, "--test val", tmp_path / "bench" / "results.json")
+
+
+def test_benchmark_splits_follow_scannerf_naming() -> None:
+    from nrtool.nerf.benchmark import benchmark_splits
+
+    names = ["train_all", "train_all_100", "train_all_500", "train_all_250", "val_all", "test_all"]
+    names += [f"{macro}_{i}" for macro in ("train", "val", "test") for i in (3, 0, 1, 2, 4, 5, 6, 7)]
+    sizes, train, test = benchmark_splits(names)
+    assert sizes == ["train_all", "train_all_500", "train_all_250", "train_all_100"]
+    assert train == [f"train_{i}" for i in range(8)] and test == [f"test_{i}" for i in range(8)]
+    assert benchmark_splits(names, "val")[2] == [f"val_{i}" for i in range(8)]
 
 
 # ---------------------------------------------------------------- units

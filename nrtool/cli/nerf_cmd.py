@@ -229,6 +229,7 @@ def nerf_benchmark(
     masks: Optional[Path] = typer.Option(None, "--masks", help="Scan only: masks NAME.png (object-only frames, as ScanNeRF benchmarks)."),
     images: Optional[Path] = typer.Option(None, "--images", help="Scan only: folder of the frames."),
     octants: bool = typer.Option(True, "--octants/--no-octants", help="Also the 8 x 8 densely localised matrix (8 more trainings)."),
+    test: str = typer.Option("test", "--test", help="Score on test_all/test_j, or val (ScanNeRF publishes no test split)."),
     box: Optional[str] = typer.Option(None, "--box", help="Scene box XMIN,YMIN,ZMIN,XMAX,YMAX,ZMAX."),
     preset: str = PRESET_OPTION,
     device: str = DEVICE_OPTION,
@@ -248,12 +249,12 @@ def nerf_benchmark(
     check_device(device)
     check_outputs(folders=[out])
     results = run_benchmark(source, out, config, resolve_device(device), progress(), masks, images, octants,
-                            time_limit, scene)
+                            time_limit, scene, test)
     if json_out:
         print_json(results)
     elif not OPTIONS.quiet:
         sizes = ", ".join(f"{r['train']} {r['test_psnr']:.2f}" for r in results["training_sizes"])
-        print(f"{out}: test_all PSNR (dB) by training split: {sizes}")
+        print(f"{out}: {results['test']} PSNR (dB) by training split: {sizes}")
         if results["octants"]:
             import numpy as np
 

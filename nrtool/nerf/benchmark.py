@@ -6,6 +6,9 @@
 * **Octants** (Tab. 3.3): train on each densely localised sub-split ``train_i`` and test on every
   ``test_j``: an 8 x 8 PSNR matrix.
 
+ScanNeRF publishes the Train and Val splits only (Test stays private for its leaderboard): with
+``test="val"`` the scores are on ``val_all`` and ``val_j`` instead.
+
 Every model is kept in ``OUT/models/SPLIT.pt`` and every score in ``OUT/models/scores.json``
 (tied to the model file it came from): a rerun skips the trainings and renderings already done
 (an interrupted or time-limited training resumes), so the benchmark can be stopped and
@@ -24,25 +27,26 @@ from typing import Any
 import numpy as np
 import torch
 
-from nrtool.errors import InputFileError
+from nrtool.errors import InputFileError, NrtoolError
 from nrtool.nerf.boxes import scene_box
 from nrtool.nerf.config import NerfConfig
 
 
-def benchmark_splits(names: list[str]) -> tuple[list[str], list[str], list[str]]:
-    """(training-size splits, largest first; train octants; test octants) among ``names``."""
+def benchmark_splits(names: list[str], test: str = "test") -> tuple[list[str], list[str], list[str]]:
+    """(training-size splits, largest first; train octants; ``test`` octants) among ``names``."""
     sizes = [n for n in names if n == "train_all" or re.fullmatch(r"train_all_\d+", n)]
     sizes.sort(key=lambda n: float("-inf") if n == "train_all" else -int(n.rsplit("_", 1)[1]))
     octant = sorted((n for n in names if re.fullmatch(r"train_\d", n)), key=lambda n: int(n[-1]))
-    tests = sorted((n for n in names if re.fullmatch(r"test_\d", n)), key=lambda n: int(n[-1]))
+    tests = sorted((n for n in names if re.fullmatch(rf"{test}_\d", n)), key=lambda n: int(n[-1]))
     return sizes[:4], octant, tests
 
 
 def run_benchmark(source: str | os.PathLike[str], out: str | os.PathLike[str], config: NerfConfig,
                   device: torch.device | str = "cpu", progress: Any = None, masks: str | os.PathLike[str] | None = None,
                   images: str | os.PathLike[str] | None = None, octants: bool = True, time_limit: float | None = None,
-                  box: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, Any]:
-    """Run both experiments (the octants with ``octants``) and write the results (see the module)."""
+                  box: tuple[np.ndarray, np.ndarray] | None = None, test: str = "test") -> dict[str, Any]:
+    """Run both experiments (the octants with ``octants``), scored on the ``test`` (or ``val``)
+    splits, and write the results (see the module)."""
     from nrtool.artifacts.core import atomic_write_bytes, output_lock
     from nrtool.nerf.evaluate import evaluate
     from nrtool.nerf.train import finished_nerf, train_nerf
@@ -52,11 +56,15 @@ def run_benchmark(source: str | os.PathLike[str], out: str | os.PathLike[str], c
     progress = progress or SilentProgress()
     source, out = Path(source), Path(out)
     names = available_splits(source)
-    sizes, train_octants, test_octants = benchmark_splits(names)
+    if test not in ("test", "val"):
+        raise NrtoolError(f"--test must be test or val, got {test!r}")
+    test_all = f"{test}_all"
+    sizes, train_octants, test_octants = benchmark_splits(names, test)
     if not sizes:
         raise InputFileError(source, f"has no evenly distributed training split (train_all...); it has: {', '.join(names)}")
-    if "test_all" not in names:
-        raise InputFileError(source, "has no test_all split")
+    if test_all not in names:
+        hint = " (ScanNeRF's published data have none: score on val with --test val)" if test == "test" else ""
+        raise InputFileError(source, f"has no {test_all} split{hint}")
     (out / "models").mkdir(parents=True, exist_ok=True)
     device = torch.device(device)
     loaded: dict[str, Any] = {}
@@ -93,7 +101,7 @@ def run_benchmark(source: str | os.PathLike[str], out: str | os.PathLike[str], c
         size_rows = []
         for split in sizes:
             nerf = model_for(split)
-            size_rows.append({"train": split, "frames": len(frames(split)), "test_psnr": psnr(nerf, split, "test_all"),
+            size_rows.append({"train": split, "frames": len(frames(split)), "test_psnr": psnr(nerf, split, test_all),
                               "train_s": timings.get(split)})
         matrix = None
         if octants and train_octants and test_octants:
@@ -104,7 +112,7 @@ def run_benchmark(source: str | os.PathLike[str], out: str | os.PathLike[str], c
                     matrix[i, j] = psnr(nerf, split, test)
         results = {"source": str(source), "preset": config.preset, "config": config.to_dict(),
                    "box": [np.asarray(scene[0]).tolist(), np.asarray(scene[1]).tolist()],
-                   "device": str(device), "training_sizes": size_rows,
+                   "device": str(device), "test": test_all, "training_sizes": size_rows,
                    "octants": None if matrix is None else {"train": train_octants, "test": test_octants,
                                                           "psnr": matrix.tolist()},
                    "train_seconds": timings}
@@ -133,7 +141,7 @@ def _read_scores(path: Path) -> dict[str, Any]:
 def table_markdown(results: dict[str, Any]) -> str:
     rows = results["training_sizes"]
     lines = [f"# NeRF benchmark ({results['preset']}), {results['source']}", "",
-             "| training split | frames | test_all PSNR (dB) |", "|---|---|---|"]
+             f"| training split | frames | {results.get('test', 'test_all')} PSNR (dB) |", "|---|---|---|"]
     lines += [f"| {r['train']} | {r['frames']} | {r['test_psnr']:.2f} |" for r in rows]
     octants = results.get("octants")
     if octants:
