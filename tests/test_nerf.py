@@ -46,7 +46,13 @@ def test_masks_match_the_ground_truth(nerf_capture: Path) -> None:
     info = json.loads(run_cli("info", masks / "masks.h5", "--json").stdout)
     assert info["kind"] == "masks"
     files = sorted(p.name for p in masks.glob("frame_*.png"))
-    assert len(files) == summary["frames"] == 90
+    # Every kept, posed frame of the scan has its mask (the scan keeps 90 or 91 of the 126
+    # frames, depending on the machine's floating point at its filter's threshold).
+    from nrtool.scan.artifact import load_scan
+
+    scan = load_scan(nerf_capture / "scan.h5")
+    kept = int((scan.kept & np.isfinite(scan.camera_to_world).all(axis=(1, 2))).sum())
+    assert len(files) == summary["frames"] == kept >= 85
     mask = cv2.imread(str(masks / files[0]), cv2.IMREAD_GRAYSCALE)
     assert set(np.unique(mask)) <= {0, 255} and mask.shape == (240, 320)
     rgba = cv2.imread(str(masks / "rgba" / files[0]), cv2.IMREAD_UNCHANGED)
