@@ -89,10 +89,10 @@ def run_benchmark(source: str | os.PathLike[str], out: str | os.PathLike[str], c
             timings[split] = time.perf_counter() - started
         return nerf
 
-    def psnr(nerf: Any, train: str, test: str) -> float:
-        key, stamp = f"{train} -> {test}", _stamp(out / "models" / f"{train}.pt")
+    def psnr(nerf: Any, train: str, scored: str) -> float:
+        key, stamp = f"{train} -> {scored}", _stamp(out / "models" / f"{train}.pt")
         if scores.get(key, {}).get("model") != stamp:
-            value = float(evaluate(nerf, frames(test), device, progress)["results"]["psnr"])
+            value = float(evaluate(nerf, frames(scored), device, progress)["results"]["psnr"])
             scores[key] = {"psnr": value, "model": stamp}
             atomic_write_bytes(scores_file, (json.dumps(scores, indent=1) + "\n").encode())
         return float(scores[key]["psnr"])
@@ -108,8 +108,8 @@ def run_benchmark(source: str | os.PathLike[str], out: str | os.PathLike[str], c
             matrix = np.full((len(train_octants), len(test_octants)), np.nan)
             for i, split in enumerate(train_octants):
                 nerf = model_for(split)
-                for j, test in enumerate(test_octants):
-                    matrix[i, j] = psnr(nerf, split, test)
+                for j, test_octant in enumerate(test_octants):
+                    matrix[i, j] = psnr(nerf, split, test_octant)
         results = {"source": str(source), "preset": config.preset, "config": config.to_dict(),
                    "box": [np.asarray(scene[0]).tolist(), np.asarray(scene[1]).tolist()],
                    "device": str(device), "test": test_all, "training_sizes": size_rows,
