@@ -25,6 +25,7 @@ def _register() -> None:
         body_cmd,
         drape_cmd,
         fit_cmd,
+        fit_scan_cmd,
         garment_cmd,
         heads_cmd,
         info_cmd,

@@ -90,6 +90,29 @@ def load_models(paths: list[str | os.PathLike[str]], device: Any) -> dict[str, A
     return models
 
 
+def load_body_for(models: dict[str, Any], body_model: str | os.PathLike[str] | None, device: Any
+                  ) -> tuple[Any, Path, dict[str, Any], list[str]]:
+    """The body the draping models were trained on (``body_model`` or the path they recorded) and
+    each category's skinning field, checked against it; plus the body's loading notes."""
+    from nrtool.body.body_model import BodyModel
+    from nrtool.drape.skinning import check_skinning_body, skinning_from_checkpoint
+
+    first = next((m for k, m in models.items() if k != "intersection"), None)
+    if first is None:
+        raise NrtoolError("--model: an intersection solver alone drapes nothing; add the top and bottom models")
+    body_path = Path(body_model) if body_model is not None else Path(first.body.get("path", ""))
+    if body_model is None and not body_path.is_file():
+        raise NrtoolError(f"pass --body-model (the body {first.body.get('name', '?')} that {first.path} was trained on)")
+    body = BodyModel(body_path, device=device)
+    # Each garment is skinned by the field its model was trained with; every one must be of this
+    # body (one line naming the body file if not).
+    skinning = {kind: skinning_from_checkpoint(m.checkpoint["skinning"], m.path, body, body_path, device)
+                for kind, m in models.items() if kind != "intersection"}
+    if "intersection" in models:
+        check_skinning_body(models["intersection"].checkpoint["skinning"], body, models["intersection"].path, body_path)
+    return body, body_path, skinning, list(body.notes)
+
+
 def _select_frames(count: int, frames: str | None) -> np.ndarray:
     if frames is None:
         return np.arange(count)
@@ -171,14 +194,12 @@ def drape_to_folder(
     from nrtool.artifacts.core import atomic_folder, check_output_folder, provenance
     from nrtool.artifacts.drape import write_drape
     from nrtool.body.amass import load_motion
-    from nrtool.body.body_model import BodyModel
     from nrtool.body.render import contact_sheet
     from nrtool.body.sequence import pick_frames
     from nrtool.device import resolve_device
     from nrtool.drape.garments import GarmentTemplate
     from nrtool.drape.physics import Material
     from nrtool.drape.sequence import SequenceDraper, drape_motion
-    from nrtool.drape.skinning import check_skinning_body, skinning_from_checkpoint
     from nrtool.garments.meshing import decode_mesh
     from nrtool.garments.model import model_from_checkpoint
     from nrtool.io import save_obj_parts
@@ -200,20 +221,7 @@ def drape_to_folder(
         if spec is not None and category not in models:
             kinds = ", ".join(models) or "none"
             raise NrtoolError(f"--{category} needs a {category} draping model among --model (given: {kinds})")
-    first = next(m for k, m in models.items() if k != "intersection") if any(k != "intersection" for k in models) else None
-    if first is None:
-        raise NrtoolError("--model: an intersection solver alone drapes nothing; add the top and bottom models")
-    body_path = Path(body_model) if body_model is not None else Path(first.body.get("path", ""))
-    if body_model is None and not body_path.is_file():
-        raise NrtoolError(f"pass --body-model (the body {first.body.get('name', '?')} that {first.path} was trained on)")
-    body = BodyModel(body_path, device=torch_device)
-    notes = list(body.notes)
-    # Each garment is skinned by the field its model was trained with; every one must be of this
-    # body (one line naming the body file if not).
-    skinning = {kind: skinning_from_checkpoint(m.checkpoint["skinning"], m.path, body, body_path, torch_device)
-                for kind, m in models.items() if kind != "intersection"}
-    if "intersection" in models:
-        check_skinning_body(models["intersection"].checkpoint["skinning"], body, models["intersection"].path, body_path)
+    body, body_path, skinning, notes = load_body_for(models, body_model, torch_device)
     # The motion before the garments: a wrong --pose file fails before seconds of decoding.
     motion = load_motion(pose_path, fps=fps, y_up=True, arms_degrees=separate_arms, source_up=source_up,
                          rest_joints=body.rest_joints())

@@ -563,7 +563,8 @@ def double_layer_fraction(vertices: np.ndarray, faces: np.ndarray, spacing: floa
     return float(np.mean(near < 0.5 * spacing))
 
 
-def differentiable_vertices(udf_fn: UdfFn, vertices, normals=None, faces=None, epsilon: float | None = None):
+def differentiable_vertices(udf_fn: UdfFn, vertices, normals=None, faces=None, epsilon: float | None = None,
+                            reference=None):
     """Vertices as a tensor whose gradient flows to the UDF's parameters (MeshUDF's backward).
 
     Forward: exactly ``vertices``. Backward: ``dv/dz = -n (du(p)/dz) / (n . grad_x u(p))`` with
@@ -577,9 +578,14 @@ def differentiable_vertices(udf_fn: UdfFn, vertices, normals=None, faces=None, e
         normals: ``(V, 3)`` unit normals (any sign); default :func:`vertex_normals` of ``faces``.
         faces: needed when ``normals`` is None.
         epsilon: offset off the surface; default 1e-2 (a voxel at 200^3 over [-1, 1]).
+        reference: ``(V,)`` the UDF at ``v + epsilon n`` for the code the vertices were meshed
+            from. Given, the forward pass moves too: ``v - n (u(p) - reference) / (n . grad u)``,
+            the surface's first-order motion as the code moves away from that code (fitting
+            re-meshes only every few steps and lets the vertices follow in between).
 
     Returns:
-        ``(V, 3)`` tensor equal to ``vertices``, differentiable w.r.t. what ``udf_fn`` uses.
+        ``(V, 3)`` tensor equal to ``vertices`` (without ``reference``), differentiable w.r.t.
+        what ``udf_fn`` uses.
     """
     import torch
 
@@ -601,5 +607,6 @@ def differentiable_vertices(udf_fn: UdfFn, vertices, normals=None, faces=None, e
     along = (grad_x.detach() * n).sum(dim=1)
     # Where the UDF is flat along n (a bad normal), the derivative is undefined: no gradient.
     scale = torch.where(along.abs() > 1e-3, 1.0 / along, torch.zeros_like(along))
-    shift = (u - u.detach()) * scale  # zero forward, d u(p)/dz / (n . grad u) backward
+    base = u.detach() if reference is None else torch.as_tensor(reference).to(u)
+    shift = (u - base) * scale  # d u(p)/dz / (n . grad u) backward; zero forward without a reference
     return v - n * shift.unsqueeze(1)

@@ -21,22 +21,11 @@ import numpy as np
 
 from nrtool.body.amass import MotionSequence, write_amass
 from nrtool.body.body_model import SMPL_JOINT_NAMES
+from nrtool.body.pose_prior import HINGES, JOINT_LIMITS
 from nrtool.errors import NrtoolError
 
 __all__ = ["MOTIONS", "JOINT_LIMITS", "make_motion", "write_motion", "check_limits"]
 
-#: Largest rotation angle (radians) each joint's local rotation may take (the root is free).
-JOINT_LIMITS: dict[str, float] = {
-    "left_hip": 2.0, "right_hip": 2.0, "spine1": 0.6, "left_knee": 2.4, "right_knee": 2.4,
-    "spine2": 0.5, "left_ankle": 0.8, "right_ankle": 0.8, "spine3": 0.5, "left_foot": 0.6,
-    "right_foot": 0.6, "neck": 0.8, "left_collar": 0.5, "right_collar": 0.5, "head": 0.8,
-    "left_shoulder": 2.8, "right_shoulder": 2.8, "left_elbow": 2.5, "right_elbow": 2.5,
-    "left_wrist": 1.2, "right_wrist": 1.2, "left_hand": 0.8, "right_hand": 0.8,
-}  # fmt: skip
-#: Hinge joints: (joint, axis, sign) — rotation about ``axis`` only, with this sign (flexion).
-HINGES: tuple[tuple[str, int, float], ...] = (
-    ("left_knee", 0, 1.0), ("right_knee", 0, 1.0), ("left_elbow", 1, -1.0), ("right_elbow", 1, 1.0),
-)  # fmt: skip
 _J = {name: i for i, name in enumerate(SMPL_JOINT_NAMES)}
 _ARMS_DOWN = 1.2  # shoulder rotation (rad) from the T-pose to arms along the body
 

@@ -1,0 +1,128 @@
+"""``nrtool fit-scan`` (body, pose and garments from a labelled scan) and ``nrtool synth scan``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from nrtool.cli.app import app, synth_app
+from nrtool.cli.common import (
+    DEVICE_OPTION,
+    FORCE_OPTION,
+    OPTIONS,
+    RESTART_OPTION,
+    argv,
+    check_device,
+    check_outputs,
+    note,
+    note_resumed,
+    print_json,
+    progress,
+)
+from nrtool.config import override_options
+from nrtool.drape.fit_config import FIT_PRESETS, FitSettings
+
+FIT_OPTIONS = ["body_steps", "garment_steps", "steps_per_epoch", "lr", "remesh_every", "resolution", "samples", "pose_weight",
+               "beta_weight", "inside_weight", "refine_steps", "refine_lr", "refine_chamfer_weight", "seed"]
+
+
+def fit_settings(preset: str, steps: Optional[int], no_drape: bool, overrides: dict) -> FitSettings:
+    """The preset with ``--steps`` (both stages) and the per-field overrides applied, validated."""
+    from nrtool.errors import NrtoolError
+
+    if preset not in FIT_PRESETS:
+        raise NrtoolError(f"unknown --preset {preset!r}; choose {', '.join(FIT_PRESETS.names())}")
+    if steps is not None:
+        overrides = {"body_steps": steps, "garment_steps": steps, **{k: v for k, v in overrides.items() if v is not None}}
+    return FIT_PRESETS[preset].with_overrides(drape=False if no_drape else None, **overrides)
+
+
+def _report(summary: dict, json_out: bool) -> None:
+    for line in summary["notes"]:
+        note(line)
+    note_resumed(summary["resumed_from_epoch"])
+    if json_out:
+        print_json(summary)
+        return
+    if OPTIONS.quiet or summary["stopped_by_time_limit"]:
+        return
+    parts = [f"{k.removeprefix('chamfer_').removesuffix('_mm')} {v:.2f} mm" for k, v in summary["metrics"].items()]
+    text = (f"{summary['out']}: Chamfer " + ", ".join(parts) +
+            f"; {summary['steps']} steps, {summary['seconds_per_step']:.3f} s/step")
+    refine = summary.get("refine")
+    if refine:
+        for category, after in refine["after"].items():
+            before = refine["before"][category]
+            energy = lambda m: sum(v for k, v in m.items() if k.endswith("_j"))  # noqa: E731
+            text += (f"; refined {category}: energy {energy(before):.3f} -> {energy(after):.3f} J, Chamfer "
+                     f"{before.get('chamfer_mm', float('nan')):.2f} -> {after.get('chamfer_mm', float('nan')):.2f} mm")
+    print(text)
+
+
+@app.command("fit-scan")
+@override_options(FitSettings, FIT_OPTIONS)
+def fit_scan_cmd(
+    scan: Path = typer.Argument(..., help="Labelled scan: SCAN.npz (points + labels), a cloud/mesh with --labels, or a folder of body.*, top.*, bottom.* files."),
+    labels: Optional[str] = typer.Option(None, "--labels", "-l", help="Per-point labels: L.npy or L.txt (0 body, 1 top, 2 bottom, or the names), or `colours` (the file's vertex colours)."),
+    model: list[Path] = typer.Option(..., "--model", "-m", help="Draping checkpoint(s) (`nrtool train drape`; each embeds its garment network): one per garment fitted, plus the intersection solver (repeatable)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder: body.obj, top.obj, bottom.obj, fitted.obj, fit.h5, fit.png, losses.png."),
+    body_model: Optional[Path] = typer.Option(None, "--body-model", "-b", help="The body model (default: the file the draping model was trained on, if it is still there)."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Starting body: an .npz with any of betas, pose (72), trans (3) (default: mean shape, arms down, centred on the scan)."),
+    preset: str = typer.Option("tiny", help="tiny | small | paper (step counts and samples)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Steps of each stage (sets --body-steps and --garment-steps)."),
+    no_drape: bool = typer.Option(False, "--no-drape", help="Skin the garments without the draping network's displacement (the baseline)."),
+    time_limit: Optional[float] = typer.Option(None, help="Stop after this many seconds (the state stays in OUT.partial; rerun to continue)."),
+    device: str = DEVICE_OPTION,
+    restart: bool = RESTART_OPTION,
+    force: bool = FORCE_OPTION,
+    json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+    overrides: dict = None,  # type: ignore[assignment]  # filled by override_options
+) -> None:
+    """Recover body shape, pose and garments from a labelled 3D scan (thesis Eq. 2.13), then post-refine
+    the garments with the draping energies and the scan (Eq. A.3, --refine-steps).
+
+    The scan is in metres, y up, facing +z, in the body model's frame.
+
+    Example: `nrtool fit-scan scan.npz --model drape-top.pt --body-model body.npz --out fit/`
+    """
+    check_device(device)
+    settings = fit_settings(preset, steps, no_drape, overrides)
+    check_outputs(folders=[out])
+    from nrtool.drape.fit_outputs import fit_scan_to_folder
+
+    summary = fit_scan_to_folder(out, scan, list(model), settings, labels, body_model, init, time_limit, restart,
+                                 force, device, progress(), argv())
+    _report(summary, json_out)
+
+
+@synth_app.command("scan")
+def synth_scan_cmd(
+    model: list[Path] = typer.Option(..., "--model", "-m", help="Draping checkpoint(s) of the garments to dress (repeatable)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Scan .npz to write (points, labels); the truth goes beside it as NAME.truth.npz."),
+    top: Optional[Path] = typer.Option(None, "--top", help="Top code .npy (default: the top model's first training code)."),
+    bottom: Optional[Path] = typer.Option(None, "--bottom", help="Bottom code .npy (default: the bottom model's first training code)."),
+    pose: Optional[Path] = typer.Option(None, "--pose", "-p", help="Motion .npz (AMASS format) to take the pose and translation from (default: rest pose, arms down)."),
+    frame: int = typer.Option(0, help="Frame of --pose."),
+    betas: Optional[list[float]] = typer.Option(None, "--betas", help="Body shape (repeat: up to 10 values)."),
+    body_model: Optional[Path] = typer.Option(None, "--body-model", "-b", help="The body model (default: the draping model's)."),
+    points: int = typer.Option(20000, help="Points drawn on all surfaces before the cuts."),
+    noise: float = typer.Option(0.003, help="Gaussian noise (m)."),
+    back_cut: float = typer.Option(0.05, help="Drop points more than this (m) behind the body's centre (the scanner saw the front)."),
+    seed: int = typer.Option(0, help="Seed of the samples and the noise."),
+    device: str = DEVICE_OPTION,
+) -> None:
+    """A labelled scan of a clothed body of known shape, pose and garments (the ground truth of `fit-scan`).
+
+    Example: `nrtool synth scan --model drape-top.pt --pose walk.npz --frame 15 --betas 1 --out scan.npz`
+    """
+    check_device(device)
+    check_outputs(files=[out])
+    from nrtool.drape.synthetic_scan import write_synthetic_scan
+
+    summary = write_synthetic_scan(out, list(model), top, bottom, pose, frame, betas, body_model, points, noise,
+                                   back_cut, seed, device)
+    if not OPTIONS.quiet:
+        print(f"{out}: " + ", ".join(f"{k} {v} points" for k, v in summary["points"].items()) +
+              f"; truth in {summary['truth']}")

@@ -1,0 +1,118 @@
+"""`nrtool fit-scan`: body, pose and garment recovered from a synthetic labelled scan of known truth."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import assert_clean_failure, run_cli
+
+#: The truth: the held-out top draped on the shared body, walking (frame 15), with a non-mean shape.
+BETAS = ("1.0", "-0.8", "0.6")
+FIT = ("--steps", "150", "--device", "cpu", "--json", "--quiet")
+
+
+@pytest.fixture(scope="module")
+def fitted(drape_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One scan, fitted with the draping network (and post-refined) and without it (the baseline)."""
+    root = tmp_path_factory.mktemp("fit-scan")
+    scan = root / "scan.npz"
+    betas = [a for b in BETAS for a in ("--betas", b)]
+    run_cli("synth", "scan", "--model", drape_models["top"], "--top", drape_models["z"], "--pose", drape_models["motion"],
+            "--frame", "15", *betas, "--body-model", drape_models["body"], "--out", scan, "--device", "cpu", "--quiet")
+    common = ["fit-scan", scan, "--model", drape_models["top"], "--body-model", drape_models["body"], *FIT]
+    ours = json.loads(run_cli(*common, "--out", root / "ours", "--refine-steps", "100").stdout)
+    baseline = json.loads(run_cli(*common, "--out", root / "baseline", "--no-drape").stdout)
+    return {"root": root, "scan": scan, "truth": np.load(root / "scan.truth.npz"), "ours": ours, "baseline": baseline}
+
+
+def _top_to_truth_mm(fit_folder: Path, truth: dict, key: str = "vertices") -> float:
+    from nrtool.artifacts.fit import read_fit
+    from nrtool.geometry.metrics import chamfer_distance, sample_surface
+
+    top = read_fit(fit_folder / "fit.h5")["garments"]["top"]
+    return 1000 * chamfer_distance(sample_surface(top[key], top["faces"], 20_000, 0),
+                                   sample_surface(truth["top_vertices"], truth["top_faces"], 20_000, 1))
+
+
+def test_fit_scan_recovers_garment_shape_and_joints(fitted: dict, drape_models: dict[str, Path]) -> None:
+    from nrtool.artifacts.fit import read_fit
+    from nrtool.body.body_model import BodyModel
+
+    truth, folder = fitted["truth"], fitted["root"] / "ours"
+    for name in ("body.obj", "top.obj", "top_refined.obj", "fitted.obj", "fit.h5", "fit.png", "losses.png"):
+        assert (folder / name).is_file(), name
+    fit = read_fit(folder / "fit.h5")
+    assert fit["attrs"]["nrtool_kind"] == "fit" and set(fit["codes"]) == {"top"}
+    assert set(np.unique(fit["history"]["stage"])) == {0.0, 1.0}
+    # Garment: Chamfer to the true draped top (not to the noisy, partial scan). Measured 5.0 mm.
+    top_error = _top_to_truth_mm(folder, truth)
+    assert top_error < 9.0, top_error
+    # Joints and the posed body. Measured ~4 mm each.
+    joint_error = 1000 * np.linalg.norm(fit["joints"] - truth["joints"], axis=1).mean()
+    assert joint_error < 10.0, joint_error
+    assert 1000 * np.linalg.norm(fit["body_vertices"] - truth["body_vertices"], axis=1).mean() < 10.0
+    # Shape: the rest-pose bodies of the fitted and the true betas (this body's betas are
+    # correlated, so single coefficients are not identifiable; the shapes they make are).
+    body = BodyModel(drape_models["body"])
+    rest = [body.forward(np.zeros((1, 72)), np.asarray(b)[None]).vertices[0].detach().numpy()
+            for b in (fit["betas"], truth["betas"])]
+    start = body.forward(np.zeros((1, 72))).vertices[0].detach().numpy()
+    shape_error = 1000 * np.linalg.norm(rest[0] - rest[1], axis=1).mean()
+    assert shape_error < 0.5 * 1000 * np.linalg.norm(start - rest[1], axis=1).mean(), shape_error
+
+
+def test_fit_scan_beats_fitting_the_undraped_garment(fitted: dict) -> None:
+    truth = fitted["truth"]
+    ours = _top_to_truth_mm(fitted["root"] / "ours", truth)
+    baseline = _top_to_truth_mm(fitted["root"] / "baseline", truth)
+    assert ours < baseline, (ours, baseline)
+    assert fitted["baseline"]["drape"] is False and fitted["ours"]["drape"] is True
+
+
+def test_post_refinement_lowers_energy_and_scan_chamfer_at_once(fitted: dict) -> None:
+    before, after = fitted["ours"]["refine"]["before"]["top"], fitted["ours"]["refine"]["after"]["top"]
+
+    def energy(m: dict) -> float:
+        return sum(v for k, v in m.items() if k.endswith("_j"))
+
+    assert energy(after) < energy(before), (before, after)
+    assert after["chamfer_mm"] < before["chamfer_mm"], (before, after)
+
+
+def test_fit_scan_resumes_and_refuses_bad_scans(fitted: dict, drape_models: dict[str, Path], tmp_path: Path) -> None:
+    base = ["--model", drape_models["top"], "--body-model", drape_models["body"], "--device", "cpu"]
+    out = tmp_path / "fit"
+    with np.load(fitted["scan"]) as data:
+        points, labels = data["points"], data["labels"]
+    # Labels whose count differs from the points'.
+    short = tmp_path / "short.npy"
+    np.save(short, labels[:-5])
+    xyz = tmp_path / "scan.xyz"
+    np.savetxt(xyz, points)
+    assert_clean_failure(run_cli("fit-scan", xyz, "--labels", short, *base, "--out", out, check=False), "labels for", out)
+    # No labels at all for a bare cloud; unknown labels; no top points while a top model is given.
+    assert_clean_failure(run_cli("fit-scan", xyz, *base, "--out", out, check=False), "has no labels", out)
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.full(len(points), 7))
+    assert_clean_failure(run_cli("fit-scan", xyz, "--labels", bad, *base, "--out", out, check=False), "unknown part", out)
+    no_top = tmp_path / "no_top.npz"
+    np.savez(no_top, points=points[labels == 0], labels=labels[labels == 0])
+    assert_clean_failure(run_cli("fit-scan", no_top, *base, "--out", out, check=False), "has no top points", out)
+    nan = tmp_path / "nan.npz"
+    broken = points.copy()
+    broken[3] = np.nan
+    np.savez(nan, points=broken, labels=labels)
+    assert_clean_failure(run_cli("fit-scan", nan, *base, "--out", out, check=False), "NaN", out)
+    assert_clean_failure(run_cli("fit-scan", fitted["scan"], *base, "--out", out, "--lr", "-1", check=False), "lr", out)
+    # A time limit stops after the first epoch, writes nothing and leaves OUT.partial; the
+    # same command then continues from there to the end.
+    args = ["fit-scan", fitted["scan"], *base, "--out", out, "--steps", "30", "--steps-per-epoch", "10", "--quiet"]
+    run_cli(*args, "--time-limit", "0.01")
+    assert not out.exists() and (tmp_path / "fit.partial").is_file()
+    resumed = json.loads(run_cli(*args, "--json").stdout)
+    assert resumed["resumed_from_epoch"] == 2 and (out / "fit.h5").is_file()
+    assert not (tmp_path / "fit.partial").exists()
