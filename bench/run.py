@@ -16,6 +16,8 @@ Sections (``--only`` picks some, comma-separated):
                    marching cubes, held-out Chamfer per preset (``bench/garment_bench.py``).
 * ``nerf``         dense-grid NeRF: training/rendering rays/s with empty-space skipping on and off,
                    PSNR per 100 steps, beside the thesis' budgets (``bench/nerf_bench.py``).
+* ``fit``          ``nrtool fit-scan``: seconds per fitting step, steps to converge, errors against the
+                   truth, draped vs skinning only (``bench/fit_bench.py``).
 * ``knn``          DGCNN's neighbour graph: PyTorch3D ``knn_points`` vs chunked ``cdist`` + ``topk``.
 
 Run ``make bench`` (all sections) or e.g.
@@ -56,7 +58,7 @@ PSB = REPO.parent / "shared" / "data" / "psb"
 OUT = REPO / "bench-out"
 NRTOOL = Path(sys.executable).parent / "nrtool"
 
-SECTIONS = ("batched", "efficiency", "ground-truth", "quality", "inr2vec", "scan", "garment", "knn", "drape", "nerf")
+SECTIONS = ("batched", "efficiency", "ground-truth", "quality", "inr2vec", "scan", "garment", "knn", "drape", "nerf", "fit")
 DEFAULT_PRESETS = {
     "batched": ("tiny", "small"),
     "efficiency": ("tiny", "small", "paper"),
@@ -636,6 +638,15 @@ def bench_knn(bench: Bench) -> None:
     bench.record("knn", rows)
 
 
+def bench_fit(bench: Bench) -> None:
+    """``nrtool fit-scan``: seconds per step, steps to converge, draped vs skinning only (bench/fit_bench.py)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import fit_bench
+
+    heading("fit: fit-scan seconds per step and steps to converge, draped vs skinning only")
+    bench.record("fit", fit_bench.run(bench.quick, say=say, device=str(bench.device)))
+
+
 def bench_drape(bench: Bench) -> None:
     """ms per frame of a ~5k-vertex garment with and without the per-sequence cache, training
     steps/s per preset (bench/drape_bench.py)."""
@@ -657,6 +668,7 @@ SECTION_FUNCTIONS: dict[str, Callable[[Bench], None]] = {
     "garment": bench_garment,
     "knn": bench_knn,
     "drape": bench_drape,
+    "fit": bench_fit,
 }
 
 

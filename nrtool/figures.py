@@ -26,7 +26,7 @@ def save_figure(fig: Any, png: str | os.PathLike[str], dpi: int = 110) -> None:
 
 
 #: Keys of an epoch record that are bookkeeping, not curves.
-_NOT_CURVES = {"epoch", "steps", "lr"}
+_NOT_CURVES = {"epoch", "steps", "lr", "stage"}
 
 
 def training_curves(history: Sequence[dict[str, float]], png: str | os.PathLike[str], title: str = "",

@@ -17,6 +17,16 @@ echo "demo: draping a top on a walking body (shipped tiny models in $MODELS/)"
 echo "demo: draped frames (.obj: body and top), drape.h5 and contact_sheet.png in $OUT/drape/"
 echo
 
+# Fitting through the differentiable chain: a synthetic labelled scan of a known clothed body
+# (noisy, back missing), then body shape, pose and garment code recovered from it (~40 s).
+echo "demo: recovering body, pose and top from a synthetic labelled scan (fit-scan)"
+"$NRTOOL" synth scan --model "$MODELS/drape-top.pt" --top "$MODELS/top-z.npy" --pose "$MODELS/walk.npz" --frame 15 \
+  --betas 1 --betas -0.8 --betas 0.6 --body-model "$MODELS/body.npz" --out "$OUT/scan.npz"
+"$NRTOOL" fit-scan "$OUT/scan.npz" --model "$MODELS/drape-top.pt" --body-model "$MODELS/body.npz" \
+  --refine-steps 100 --out "$OUT/fit-scan" --force
+echo "demo: fitted body.obj, top.obj, top_refined.obj, fit.h5 and fit.png (scan over the meshes) in $OUT/fit-scan/"
+echo
+
 if [ -d "$PSB" ]; then
   # One test mesh from each of 8 classes of the Princeton Segmentation Benchmark
   # (absolute paths: a list file's relative entries are relative to the list itself).

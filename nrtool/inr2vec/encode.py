@@ -11,7 +11,7 @@ import torch
 
 from nrtool.artifacts.core import provenance
 from nrtool.artifacts.embeddings import Embeddings, write_embeddings
-from nrtool.artifacts.inrs import InrItem, InrHeader, load_inrs
+from nrtool.artifacts.inrs import InrHeader, InrItem, load_inrs
 from nrtool.progress import Progress, SilentProgress
 
 
