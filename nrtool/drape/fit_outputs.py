@@ -195,7 +195,7 @@ def fit_scan_to_folder(
                    "init": {k: np.asarray(v).tolist() for k, v in init.items()}}
     outcome = run_fit(clothed, params, objective, settings, torch_device, Path(out), fingerprint, progress, restart,
                       time_limit, "fitting body and garments")
-    runs = [outcome.run]  # type: ignore[attr-defined]
+    runs = [outcome.run]
     summary = {
         "out": str(out), "metrics": outcome.metrics, "betas": outcome.params["betas"].tolist(),
         "trans": outcome.params["trans"].tolist(),

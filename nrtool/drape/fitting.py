@@ -416,6 +416,7 @@ class FitOutcome:
     remeshes: int = 0
     refined: dict[str, np.ndarray] | None = None
     refine_metrics: dict[str, dict[str, float]] | None = None
+    run: Any = field(default=None, repr=False)  # the TrainingRun: finish it once the outputs are written
 
 
 def final_state(clothed: ClothedBody, params: FitParameters) -> ClothedState:
@@ -465,8 +466,7 @@ def run_fit(clothed: ClothedBody, params: FitParameters, objective: Objective, s
         canonical={c: v.cpu().numpy().astype(np.float64) for c, v in state.canonical.items()},
         faces={c: f.cpu().numpy() for c, f in state.faces.items()}, metrics=metrics, history=run.history,
         seconds=run.seconds, resumed_from_epoch=run.resumed_from_epoch, stopped_by_time_limit=run.stopped_by_time_limit,
-        remeshes=sum(c.remeshes for c in clothed.chains.values()))
-    outcome.run = run  # type: ignore[attr-defined]  # the caller finishes it once its outputs are written
+        remeshes=sum(c.remeshes for c in clothed.chains.values()), run=run)
     return outcome
 
 
