@@ -48,16 +48,18 @@ def _report(summary: dict, json_out: bool) -> None:
         return
     if OPTIONS.quiet or summary["stopped_by_time_limit"]:
         return
-    parts = [f"{k.removeprefix('chamfer_').removesuffix('_mm')} {v:.2f} mm" for k, v in summary["metrics"].items()]
-    text = (f"{summary['out']}: Chamfer " + ", ".join(parts) +
-            f"; {summary['steps']} steps, {summary['seconds_per_step']:.3f} s/step")
+    from nrtool.drape.fit_outputs import metric_text
+
+    text = (f"{summary['out']}: {metric_text(summary['metrics'])} (at the start: {metric_text(summary['initial_metrics'])}); "
+            f"{summary['steps']} steps, {summary['seconds_per_step']:.3f} s/step")
     refine = summary.get("refine")
     if refine:
         for category, after in refine["after"].items():
             before = refine["before"][category]
             energy = lambda m: sum(v for k, v in m.items() if k.endswith("_j"))  # noqa: E731
-            text += (f"; refined {category}: energy {energy(before):.3f} -> {energy(after):.3f} J, Chamfer "
-                     f"{before.get('chamfer_mm', float('nan')):.2f} -> {after.get('chamfer_mm', float('nan')):.2f} mm")
+            text += f"; refined {category}: energy {energy(before):.3f} -> {energy(after):.3f} J"
+            if "chamfer_mm" in after:
+                text += f", Chamfer to the scan {before['chamfer_mm']:.2f} -> {after['chamfer_mm']:.2f} mm"
     print(text)
 
 
@@ -126,3 +128,72 @@ def synth_scan_cmd(
     if not OPTIONS.quiet:
         print(f"{out}: " + ", ".join(f"{k} {v} points" for k, v in summary["points"].items()) +
               f"; truth in {summary['truth']}")
+
+
+@app.command("fit-image")
+@override_options(FitSettings, FIT_OPTIONS)
+def fit_image_cmd(
+    image: Path = typer.Argument(..., help="The photo (any OpenCV-readable image; shown in fit.png, its size is checked)."),
+    mask: Path = typer.Option(..., "--mask", help="Part masks, same size as the image: a PNG of labels (0 background, 1 body, 2 top, 3 bottom) or RGB in the part colours on black."),
+    camera: Path = typer.Option(..., "--camera", help="Camera JSON: width, height, fx, fy, cx, cy and world_to_camera (4x4, OpenCV axes) or R + t."),
+    init: Path = typer.Option(..., "--init", help="Starting body: an .npz of betas, pose (72), trans (3), e.g. a detector's estimate (none ships offline)."),
+    model: list[Path] = typer.Option(..., "--model", "-m", help="Draping checkpoint(s), one per garment in the mask (repeatable)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder: body.obj, top.obj, bottom.obj, fitted.obj, fit.h5, fit.png, losses.png."),
+    body_model: Optional[Path] = typer.Option(None, "--body-model", "-b", help="The body model (default: the file the draping model was trained on)."),
+    render_size: int = typer.Option(64, help="Longer side (pixels) the silhouettes are rendered and compared at (CPU cost grows with its square)."),
+    preset: str = typer.Option("tiny", help="tiny | small | paper (step counts)."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Steps of each stage (sets --body-steps and --garment-steps)."),
+    no_drape: bool = typer.Option(False, "--no-drape", help="Skin the garments without the draping network's displacement (the baseline)."),
+    time_limit: Optional[float] = typer.Option(None, help="Stop after this many seconds (the state stays in OUT.partial; rerun to continue)."),
+    device: str = DEVICE_OPTION,
+    restart: bool = RESTART_OPTION,
+    force: bool = FORCE_OPTION,
+    json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+    overrides: dict = None,  # type: ignore[assignment]  # filled by override_options
+) -> None:
+    """Recover body shape, pose and garments from an image's part masks (thesis Eq. 2.12): 1 - IoU of
+    soft silhouettes rendered by PyTorch3D, then post-refine the garments with the draping energies (Eq. A.2).
+
+    Example: `nrtool fit-image photo.png --mask mask.png --camera camera.json --init init.npz --model drape-top.pt --out fit/`
+    """
+    check_device(device)
+    settings = fit_settings(preset, steps, no_drape, overrides)
+    check_outputs(folders=[out])
+    from nrtool.drape.fit_outputs import fit_image_to_folder
+
+    summary = fit_image_to_folder(out, image, mask, camera, list(model), settings, init, render_size, body_model,
+                                  time_limit, restart, force, device, progress(), argv())
+    _report(summary, json_out)
+
+
+@synth_app.command("image")
+def synth_image_cmd(
+    model: list[Path] = typer.Option(..., "--model", "-m", help="Draping checkpoint(s) of the garments to dress (repeatable)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder to write image.png, mask.png, camera.json, init.npz, truth.npz into."),
+    top: Optional[Path] = typer.Option(None, "--top", help="Top code .npy (default: the top model's first training code)."),
+    bottom: Optional[Path] = typer.Option(None, "--bottom", help="Bottom code .npy (default: the bottom model's first training code)."),
+    pose: Optional[Path] = typer.Option(None, "--pose", "-p", help="Motion .npz to take the pose and translation from (default: arms down)."),
+    frame: int = typer.Option(0, help="Frame of --pose."),
+    betas: Optional[list[float]] = typer.Option(None, "--betas", help="Body shape (repeat: up to 10 values)."),
+    body_model: Optional[Path] = typer.Option(None, "--body-model", "-b", help="The body model (default: the draping model's)."),
+    size: str = typer.Option("240x320", help="Image size WxH."),
+    init_noise: float = typer.Option(0.08, help="Gaussian noise (rad) on the joint angles of init.npz (the detector's error)."),
+    seed: int = typer.Option(0, help="Seed of the init's noise."),
+    device: str = DEVICE_OPTION,
+    force: bool = FORCE_OPTION,
+) -> None:
+    """A clothed body of known shape, pose and garments seen by a camera in front of it: part masks,
+    the camera and a disturbed starting body (the ground truth of `fit-image`).
+
+    Example: `nrtool synth image --model drape-top.pt --pose walk.npz --frame 15 --out photo/`
+    """
+    check_device(device)
+    check_outputs(folders=[out])
+    from nrtool.cli.common import image_size
+    from nrtool.drape.synthetic_scan import write_synthetic_image
+
+    width, height = image_size(size)
+    summary = write_synthetic_image(out, list(model), top, bottom, pose, frame, betas, body_model, width, height,
+                                    init_noise, seed, force, device)
+    if not OPTIONS.quiet:
+        print(f"{out}: " + ", ".join(f"{k} {v} pixels" for k, v in summary["pixels"].items()))

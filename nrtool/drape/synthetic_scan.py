@@ -118,25 +118,21 @@ def truth_path(out: str | os.PathLike[str]) -> Path:
     return out.with_name(out.name.removesuffix(".npz") + ".truth.npz")
 
 
-def write_synthetic_scan(out: str | os.PathLike[str], model_paths: list[str | os.PathLike[str]],
-                         top: str | os.PathLike[str] | None, bottom: str | os.PathLike[str] | None,
-                         pose_path: str | os.PathLike[str] | None, frame: int, betas: list[float] | None,
-                         body_model: str | os.PathLike[str] | None, count: int, noise: float, back_cut: float,
-                         seed: int, device: str = "auto") -> dict[str, Any]:
-    """``nrtool synth scan``: dress, scan, write ``out`` (``points``, ``labels``) and its truth."""
-    from nrtool.artifacts.core import atomic_output
+def synthetic_truth(model_paths: list[str | os.PathLike[str]], top: str | os.PathLike[str] | None,
+                    bottom: str | os.PathLike[str] | None, pose_path: str | os.PathLike[str] | None, frame: int,
+                    betas: list[float] | None, body_model: str | os.PathLike[str] | None,
+                    device: torch.device) -> ClothedTruth:
+    """The clothed body ``nrtool synth scan|image`` observe: codes from ``top``/``bottom`` (.npy;
+    default the model's first training code), pose and translation from a motion frame (default
+    arms down at the origin), ``betas``."""
     from nrtool.body.amass import load_motion
-    from nrtool.device import resolve_device
     from nrtool.drape.fitting import rest_fitting_pose
     from nrtool.drape.outputs import load_body_for, load_models
     from nrtool.errors import InputFileError, NrtoolError
     from nrtool.garments.model import training_codes
 
-    if count < 100 or noise < 0 or back_cut < -1:
-        raise NrtoolError("--points must be at least 100 and --noise at least 0")
-    torch_device = resolve_device(device)
-    models = load_models(list(model_paths), torch_device)
-    body, _, _, _ = load_body_for(models, body_model, torch_device)
+    models = load_models(list(model_paths), device)
+    body, _, _, _ = load_body_for(models, body_model, device)
     codes = {}
     for category, given in (("top", top), ("bottom", bottom)):
         if category not in models:
@@ -166,19 +162,99 @@ def write_synthetic_scan(out: str | os.PathLike[str], model_paths: list[str | os
         if len(betas) > 10:
             raise NrtoolError(f"--betas: at most 10 values, got {len(betas)}")
         shape[: len(betas)] = betas
-    truth = dress_truth(models, body, codes, shape, pose, trans, None, torch_device)
-    points, labels = sample_labelled_scan(truth, count, noise, back_cut, seed=seed)
-    with atomic_output(out, ".npz") as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez_compressed(handle, points=points.astype(np.float32), labels=labels)
+    return dress_truth(models, body, codes, shape, pose, trans, None, device)
+
+
+def save_truth(path: str | os.PathLike[str], truth: ClothedTruth) -> None:
+    """The truth as an ``.npz`` (betas, pose, trans, joints, body and garment meshes, codes), atomically."""
+    from nrtool.artifacts.core import atomic_output
+
     arrays = {"betas": truth.betas, "pose": truth.pose, "trans": truth.trans, "joints": truth.joints,
               "body_vertices": truth.body_vertices, "body_faces": truth.body_faces}
     for category in truth.garments:
         arrays[f"{category}_vertices"] = truth.garments[category]
         arrays[f"{category}_faces"] = truth.faces[category]
         arrays[f"{category}_code"] = truth.codes[category]
-    with atomic_output(truth_path(out), ".npz") as tmp:
+    with atomic_output(path, ".npz") as tmp:
         with open(tmp, "wb") as handle:
             np.savez_compressed(handle, **arrays)
+
+
+def write_synthetic_scan(out: str | os.PathLike[str], model_paths: list[str | os.PathLike[str]],
+                         top: str | os.PathLike[str] | None, bottom: str | os.PathLike[str] | None,
+                         pose_path: str | os.PathLike[str] | None, frame: int, betas: list[float] | None,
+                         body_model: str | os.PathLike[str] | None, count: int, noise: float, back_cut: float,
+                         seed: int, device: str = "auto") -> dict[str, Any]:
+    """``nrtool synth scan``: dress, scan, write ``out`` (``points``, ``labels``) and its truth."""
+    from nrtool.artifacts.core import atomic_output
+    from nrtool.device import resolve_device
+    from nrtool.errors import NrtoolError
+
+    if count < 100 or noise < 0:
+        raise NrtoolError("--points must be at least 100 and --noise at least 0")
+    truth = synthetic_truth(model_paths, top, bottom, pose_path, frame, betas, body_model, resolve_device(device))
+    points, labels = sample_labelled_scan(truth, count, noise, back_cut, seed=seed)
+    with atomic_output(out, ".npz") as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, points=points.astype(np.float32), labels=labels)
+    save_truth(truth_path(out), truth)
     return {"out": str(out), "truth": str(truth_path(out)),
             "points": {name: int((labels == i).sum()) for name, i in PART_IDS.items()}}
+
+
+def front_camera(truth: ClothedTruth, width: int, height: int, distance: float = 3.0, fill: float = 0.85) -> Any:
+    """A camera ``distance`` m in front of the body (on +z, looking along -z), the body filling
+    ``fill`` of the image height."""
+    from nrtool.drape.image_fit import Camera
+
+    vertices = np.vstack([truth.body_vertices, *truth.garments.values()])
+    centre = (vertices.min(0) + vertices.max(0)) / 2
+    extent = float(vertices[:, 1].max() - vertices[:, 1].min())
+    R = np.diag([1.0, -1.0, -1.0])  # OpenCV: x right, y down, z forward (towards -z of the world)
+    eye = centre + np.array([0.0, 0.0, distance])
+    f = fill * height * distance / extent
+    return Camera(np.array([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1]]), R, -R @ eye, width, height)
+
+
+def write_synthetic_image(out: str | os.PathLike[str], model_paths: list[str | os.PathLike[str]],
+                          top: str | os.PathLike[str] | None, bottom: str | os.PathLike[str] | None,
+                          pose_path: str | os.PathLike[str] | None, frame: int, betas: list[float] | None,
+                          body_model: str | os.PathLike[str] | None, width: int, height: int, init_noise: float,
+                          seed: int, force: bool = False, device: str = "auto") -> dict[str, Any]:
+    """``nrtool synth image``: a folder with ``image.png`` (shaded parts), ``mask.png`` (part labels),
+    ``camera.json``, ``init.npz`` (the true body disturbed, as a detector's estimate) and ``truth.npz``."""
+    import json
+
+    from nrtool.artifacts.core import atomic_folder
+    from nrtool.device import resolve_device
+    from nrtool.drape.image_fit import MASK_LABELS, SilhouetteRenderer
+    from nrtool.errors import NrtoolError
+    from nrtool.io.images import write_image
+
+    if width < 16 or height < 16:
+        raise NrtoolError("--size: at least 16x16")
+    torch_device = resolve_device(device)
+    truth = synthetic_truth(model_paths, top, bottom, pose_path, frame, betas, body_model, torch_device)
+    camera = front_camera(truth, width, height)
+    renderer = SilhouetteRenderer(camera, torch.device("cpu"), soft=False)
+    parts = [("body", truth.body_vertices, truth.body_faces)] + [(c, truth.garments[c], truth.faces[c]) for c in truth.garments]
+    tensors = [(n, torch.as_tensor(v, dtype=torch.float32), torch.as_tensor(f, dtype=torch.int64)) for n, v, f in parts]
+    labels = renderer.label_image(tensors)
+    # The picture a person would look at: each part in its flat colour (what is fitted is the mask).
+    from nrtool.drape.scan_input import PART_COLOURS
+
+    image = np.zeros((height, width, 3))
+    for name, value in MASK_LABELS.items():
+        image[labels == value] = np.asarray(PART_COLOURS[name]) / 255
+    rng = np.random.default_rng(seed)
+    pose = truth.pose.copy()
+    pose[3:] += rng.normal(scale=init_noise, size=69)
+    init = {"betas": np.zeros(10), "pose": pose, "trans": truth.trans + rng.normal(scale=0.03, size=3)}
+    with atomic_folder(out, force=force) as tmp:
+        write_image(tmp / "image.png", (np.clip(image, 0, 1) * 255).astype(np.uint8)[..., ::-1])
+        write_image(tmp / "mask.png", labels)
+        (tmp / "camera.json").write_text(json.dumps(camera.to_json(), indent=1))
+        with open(tmp / "init.npz", "wb") as handle:
+            np.savez(handle, **init)
+        save_truth(tmp / "truth.npz", truth)
+    return {"out": str(out), "pixels": {name: int((labels == v).sum()) for name, v in MASK_LABELS.items()}}

@@ -56,3 +56,21 @@ def _opencv_reason(exc: Exception) -> str:
         return type(exc).__name__
     match = re.search(r"error: \([^)]*\) (.*?)(?: in function .*)?$", lines[-1])
     return match[1] if match else lines[-1]
+
+
+def read_image(path: str | os.PathLike[str], unchanged: bool = False) -> np.ndarray:
+    """An image file as OpenCV reads it (BGR or single channel; ``unchanged`` keeps alpha and
+    16-bit values); one line naming the file if it is missing, empty or not an image."""
+    import cv2
+
+    from nrtool.errors import InputFileError
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputFileError(p, "no such file")
+    if p.stat().st_size == 0:
+        raise InputFileError(p, "is empty")
+    image = cv2.imread(str(p), cv2.IMREAD_UNCHANGED if unchanged else cv2.IMREAD_COLOR)
+    if image is None:
+        raise InputFileError(p, "is not an image OpenCV can read")
+    return image
