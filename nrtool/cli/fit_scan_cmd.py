@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from nrtool.cli.app import app, synth_app
+from nrtool.cli.app import app, garment_app, synth_app
 from nrtool.cli.common import (
     DEVICE_OPTION,
     FORCE_OPTION,
@@ -197,3 +197,47 @@ def synth_image_cmd(
                                     init_noise, seed, force, device)
     if not OPTIONS.quiet:
         print(f"{out}: " + ", ".join(f"{k} {v} pixels" for k, v in summary["pixels"].items()))
+
+
+@garment_app.command("fit")
+def garment_fit_cmd(
+    target: Optional[Path] = typer.Argument(None, help="Point cloud to fit (.ply .obj .xyz .pts .npy .npz), in the garment's frame (metres, the canonical body's); or give --mask and --camera."),
+    model: Path = typer.Option(..., "--model", "-m", help="Garment checkpoint (`nrtool train garment`), or a draping checkpoint (its garment network)."),
+    out: Path = typer.Option(..., "--out", "-o", help="The fitted code (.npy); the decoded garment (.obj) and a figure (.png) go beside it."),
+    mask: Optional[Path] = typer.Option(None, "--mask", help="A silhouette to fit instead (any non-zero pixel is garment)."),
+    camera: Optional[Path] = typer.Option(None, "--camera", help="Camera JSON of the silhouette (as `fit-image`)."),
+    partial: bool = typer.Option(False, "--partial", help="The cloud covers part of the garment: garment points more than --observed-radius from it do not count."),
+    observed_radius: float = typer.Option(0.02, help="With --partial: the radius (m)."),
+    steps: int = typer.Option(1000, help="Adam steps (the thesis: 1000)."),
+    lr: float = typer.Option(0.01, help="Adam learning rate (the thesis: 0.01)."),
+    resolution: Optional[int] = typer.Option(None, help="MeshUDF grid cells (default 48)."),
+    remesh_every: int = typer.Option(10, help="Re-mesh every this many steps (first-order motion in between)."),
+    render_size: int = typer.Option(64, help="Longer side (pixels) the silhouette is compared at."),
+    time_limit: Optional[float] = typer.Option(None, help="Stop after this many seconds (OUT.partial stays; rerun to continue)."),
+    device: str = DEVICE_OPTION,
+    restart: bool = RESTART_OPTION,
+    json_out: bool = typer.Option(False, "--json", help="Print a JSON summary."),
+) -> None:
+    """Fit one garment code to a sparse or partial point cloud, or to a silhouette (latent optimisation,
+    thesis App. A.3.1): the garment network is frozen, the code starts at the training codes' mean.
+
+    Example: `nrtool garment fit cloud.xyz --model top.pt --out z.npy --partial`
+    """
+    check_device(device)
+    check_outputs(files=[out])
+    from nrtool.drape.garment_fit import fit_garment_code
+
+    summary = fit_garment_code(model, out, target, mask, camera, steps, lr, observed_radius if partial else None,
+                               resolution, remesh_every, render_size=render_size, time_limit=time_limit,
+                               restart=restart, device=device, progress=progress())
+    note_resumed(summary["resumed_from_epoch"])
+    if summary["stopped_by_time_limit"]:
+        note(f"stopped by --time-limit: {out} is not written; run the same command again to continue")
+        return
+    if json_out:
+        print_json(summary)
+    elif not OPTIONS.quiet:
+        key = "chamfer_mm" if summary["target"] == "cloud" else "iou"
+        unit = " mm Chamfer" if key == "chamfer_mm" else " IoU"
+        print(f"{out}: {summary[key + '_start']:.3f} -> {summary[key]:.3f}{unit} after {summary['steps']} steps; "
+              f"{summary['obj']}, {summary['figure']}")

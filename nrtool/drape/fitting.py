@@ -36,9 +36,6 @@ from nrtool.drape.model import DrapingModel, posed_bodies
 from nrtool.errors import NrtoolError
 
 GARMENT_PARTS = ("top", "bottom")
-#: Offset off the surface (normalised frame) where MeshUDF's derivative is taken: inside the
-#: clip distance, where the learnt UDF is smooth (as :func:`nrtool.garments.meshing.vertices_with_grad`).
-SURFACE_EPSILON = 0.02
 
 
 # ------------------------------------------------------------------------------------------------
@@ -133,7 +130,8 @@ class FitParameters(nn.Module):
 
 
 class GarmentChain:
-    """One garment category: code -> MeshUDF mesh (re-meshed now and then) -> draped on the body.
+    """One garment category: code -> MeshUDF mesh (:class:`nrtool.garments.surface.CodeSurface`) ->
+    draped on the body.
 
     ``model``: its draping checkpoint (the garment network, the skinning field and ``M`` come
     from it); ``drape`` False leaves out the learnt displacement (the skinning-only baseline).
@@ -141,52 +139,22 @@ class GarmentChain:
 
     def __init__(self, category: str, model: DrapingModel, skinning: Any, resolution: int, device: torch.device,
                  drape: bool = True) -> None:
-        from nrtool.garments.model import model_from_checkpoint
+        from nrtool.garments.surface import CodeSurface
 
-        self.category, self.model, self.skinning, self.resolution = category, model, skinning, resolution
-        self.net = model_from_checkpoint(model.checkpoint["garment"], model.path, device)
-        for p in self.net.parameters():
-            p.requires_grad_(False)
-        norm = model.checkpoint["garment"].get("normalise") or {"centre": [0.0, 0.0, 0.0], "scale": 1.0}
-        self.centre = torch.as_tensor(norm["centre"], dtype=torch.float32, device=device)
-        self.scale = float(norm["scale"])
+        self.category, self.model, self.skinning = category, model, skinning
+        self.surface = CodeSurface(model.checkpoint["garment"], model.path, resolution, device, category)
         self.field = model.field if drape else None
-        self.device = device
-        self.mesh: dict[str, torch.Tensor] | None = None
-        self.remeshes = 0
 
-    def remesh(self, code: torch.Tensor) -> None:
-        """Decode ``code`` anew (MeshUDF, no gradient) and keep what the first-order motion needs."""
-        from nrtool.garments.meshing import decode_mesh
-        from nrtool.geometry.meshudf import vertex_normals
-
-        vertices, faces = decode_mesh(self.net, code.detach(), self.resolution)
-        if len(faces) == 0:
-            raise NrtoolError(f"the {self.category} code decodes to no surface at {self.resolution}^3 "
-                              "(the fit left the garment space: lower --lr)")
-        v = torch.as_tensor(vertices, dtype=torch.float32, device=self.device)
-        n = torch.as_tensor(vertex_normals(vertices, faces), dtype=torch.float32, device=self.device)
-        with torch.no_grad():
-            reference = self.net.udf_fn(code.detach())(v + SURFACE_EPSILON * n)
-        self.mesh = {"vertices": v, "normals": n, "reference": reference,
-                     "faces": torch.as_tensor(faces, dtype=torch.int64, device=self.device)}
-        self.remeshes += 1
+    @property
+    def remeshes(self) -> int:
+        return self.surface.remeshes
 
     @property
     def faces(self) -> torch.Tensor:
-        assert self.mesh is not None
-        return self.mesh["faces"]
+        return self.surface.faces
 
-    def canonical(self, code: torch.Tensor) -> torch.Tensor:
-        """``(V, 3)`` garment in the body's canonical frame, differentiable w.r.t. ``code``."""
-        from nrtool.geometry.meshudf import differentiable_vertices
-
-        if self.mesh is None:
-            self.remesh(code)
-        assert self.mesh is not None
-        v = differentiable_vertices(self.net.udf_fn(code), self.mesh["vertices"], self.mesh["normals"],
-                                    epsilon=SURFACE_EPSILON, reference=self.mesh["reference"])
-        return v * self.scale + self.centre
+    def remesh(self, code: torch.Tensor) -> None:
+        self.surface.remesh(code)
 
     def dress(self, code: torch.Tensor, pose: torch.Tensor, betas: torch.Tensor, out: Any,
               solver: tuple[Any, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -195,7 +163,7 @@ class GarmentChain:
         its code ``[z_bottom, z_top]``, added to a bottom."""
         from nrtool.drape.skinning import linear_blend_skinning
 
-        x = self.canonical(code)
+        x = self.surface.vertices(code)
         weights = self.skinning.skinning_weights(x)
         moved = x[None] + self.skinning.shape_displacement(x[None], betas)
         if self.field is not None:
@@ -359,7 +327,7 @@ class ClothedFitter:
     def step(self, stage: str) -> dict[str, float]:
         garments = stage == "garments" and bool(self.clothed.chains)
         if garments and (self._since_remesh >= self.settings.remesh_every or
-                         any(c.mesh is None for c in self.clothed.chains.values())):
+                         any(c.surface.mesh is None for c in self.clothed.chains.values())):
             self.clothed.remesh(self.model)
             self._since_remesh = 0
         self.optimizer.zero_grad(set_to_none=True)

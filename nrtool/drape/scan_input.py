@@ -42,7 +42,7 @@ class LabelledScan:
         return sum(len(p) for p in self.parts.values())
 
 
-def _read_points(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+def read_points(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     """(N, 3) points in the file's vertex order, and (N, 3) RGB colours when the file has them."""
     if not path.is_file():
         raise InputFileError(path, "no such file")
@@ -144,11 +144,11 @@ def load_labelled_scan(scan: str | os.PathLike[str], labels: str | os.PathLike[s
         for part in PART_NAMES:
             found = sorted(p for p in scan.glob(f"{part}.*") if p.suffix.lower() in SCAN_SUFFIXES)
             if found:
-                parts[part] = _read_points(found[0])[0]
+                parts[part] = read_points(found[0])[0]
         if not parts:
             raise InputFileError(scan, f"holds none of {', '.join(p + '.*' for p in PART_NAMES)}")
         return LabelledScan(str(scan), parts)
-    points, colours = _read_points(scan)
+    points, colours = read_points(scan)
     if labels is None:
         if scan.suffix.lower() == ".npz":
             with np.load(scan, allow_pickle=False) as data:
