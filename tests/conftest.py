@@ -356,9 +356,50 @@ def drape_models(garment_models: dict[str, Path], skinning_model: dict[str, Path
 
 
 
+#: `nrtool train drape` of the bottom model: the top model's settings (test_drape.DRAPE_TRAINING).
+BOTTOM_DRAPE_TRAINING = ("--preset", "tiny", "--epochs", "8", "--steps-per-epoch", "30", "--val-poses", "6",
+                         "--garment-resolution", "48", "--device", "cpu", "--json", "--quiet")
+#: The intersection solver: 4 tops x 4 bottoms = 16 pairs, 180 steps, validated twice (each
+#: validation drapes all 16 pairs on the 6 held-out bodies: ~5 s on 2 cores).
+SOLVER_TRAINING = ("--preset", "tiny", "--epochs", "6", "--steps-per-epoch", "30", "--val-every", "3",
+                   "--val-poses", "6", "--garment-resolution", "48", "--device", "cpu", "--json", "--quiet")
+
+@pytest.fixture(scope="session")
+def layer_models(drape_models: dict[str, Path], garment_models: dict[str, Path],
+                 shared_artifacts) -> dict[str, Path]:
+    """``bottom`` (a tiny bottom draping model on 4 training bottoms), ``bottom_report`` and
+    ``solver_report`` (their --json training reports), ``solver`` (the intersection solver of
+    test_drape's top model and this bottom model), ``zb`` (a held-out bottom's code), plus
+    drape_models' ``top``, ``z``, ``motion``, ``body``."""
+
+    def build(folder: Path) -> None:
+        bottoms = sorted((garment_models["train"] / "bottoms").glob("*.obj"))[:4]
+        run_cli("garment", "encode", *bottoms, "--model", garment_models["bottom"], "--out", folder / "bottoms.h5",
+                "--device", "cpu", "--quiet")
+        result = run_cli("train", "drape", "--garment-model", garment_models["bottom"], "--codes",
+                         folder / "bottoms.h5", "--body-model", garment_models["body"], "--poses", "procedural",
+                         "--skinning", drape_models["skinning"], "--out", folder / "drape-bottom.pt",
+                         *BOTTOM_DRAPE_TRAINING)
+        (folder / "bottom-report.json").write_text(result.stdout)
+        # The tops: the 4 the top model was trained on (its checkpoint records them); every top
+        # with every bottom.
+        result = run_cli("train", "drape", "--top-model", drape_models["top"], "--bottom-model",
+                         folder / "drape-bottom.pt", "--body-model", garment_models["body"], "--poses", "procedural",
+                         "--out", folder / "drape-is.pt", *SOLVER_TRAINING)
+        (folder / "solver-report.json").write_text(result.stdout)
+        run_cli("garment", "encode", garment_models["held"] / "bottoms" / "bottom_0000.obj", "--model",
+                garment_models["bottom"], "--npy", folder / "zb.npy", "--device", "cpu", "--quiet")
+
+    folder = shared_artifacts.get("drape-layers", {"body": str(garment_models["body"]), "top": str(drape_models["top"]),
+                                                   "bottom": BOTTOM_DRAPE_TRAINING, "solver": SOLVER_TRAINING}, build)
+    return {"bottom": folder / "drape-bottom.pt", "solver": folder / "drape-is.pt", "zb": folder / "zb.npy",
+            "bottom_report": folder / "bottom-report.json", "solver_report": folder / "solver-report.json",
+            **{k: drape_models[k] for k in ("top", "z", "motion", "body")}}
+
+
 #: Test modules that build the longest shared chains, collected first: under pytest-xdist each
 #: starts on a worker of its own at once rather than last, behind the quick modules.
-LONG_CHAINS_FIRST = ("test_inr2vec.py", "test_drape_layers.py", "test_drape.py", "test_probegen.py")
+LONG_CHAINS_FIRST = ("test_inr2vec.py", "test_drape_layers.py", "test_fit_scan.py", "test_drape.py", "test_probegen.py")
 WORKER_TIMINGS = pytest.StashKey[dict]()
 
 

@@ -47,10 +47,12 @@ def test_fit_scan_recovers_garment_shape_and_joints(fitted: dict, drape_models: 
     fit = read_fit(folder / "fit.h5")
     assert fit["attrs"]["nrtool_kind"] == "fit" and set(fit["codes"]) == {"top"}
     assert set(np.unique(fit["history"]["stage"])) == {0.0, 1.0}
-    # Garment: Chamfer to the true draped top (not to the noisy, partial scan). Measured 5.0 mm.
+    steps = fit["step_losses"]  # the loss of every iteration, both stages
+    assert len(steps) == 300 and np.all(np.isfinite(steps)) and steps[-10:].mean() < steps[:10].mean()
+    # Garment: Chamfer to the true draped top (not to the noisy, partial scan). Measured 6.4 mm.
     top_error = _top_to_truth_mm(folder, truth)
     assert top_error < 9.0, top_error
-    # Joints and the posed body. Measured ~4 mm each.
+    # Joints and the posed body. Measured 4.4 / 4.5 mm.
     joint_error = 1000 * np.linalg.norm(fit["joints"] - truth["joints"], axis=1).mean()
     assert joint_error < 10.0, joint_error
     assert 1000 * np.linalg.norm(fit["body_vertices"] - truth["body_vertices"], axis=1).mean() < 10.0
@@ -65,10 +67,10 @@ def test_fit_scan_recovers_garment_shape_and_joints(fitted: dict, drape_models: 
 
 
 def test_fit_scan_beats_fitting_the_undraped_garment(fitted: dict) -> None:
-    """The draped fit recovers the body better than skinning alone (joints, measured 4.7 against
-    5.1 mm here; 3.1 against 5.4 mm with the shipped models in `make bench`). The garment
-    itself is a tie with these tiny draping models (6.7 against 6.9 mm here, 5.5 against 5.1 in
-    the bench): the draped fit must not be worse by more than a tenth."""
+    """The draped fit recovers the body better than skinning alone (joints, measured 4.4 against
+    6.1 mm here; 2.7 against 5.4 mm with the shipped models). The garment too (6.4 against 7.4
+    mm here, 4.75 against 5.41), but runs vary by ~1 mm and before the code prior it was a tie: the
+    draped garment must not be worse by more than a tenth."""
     from nrtool.artifacts.fit import read_fit
 
     truth = fitted["truth"]
@@ -150,7 +152,7 @@ def test_fit_image_raises_the_silhouette_iou(fitted_image: dict) -> None:
 
     summary, folder = fitted_image["summary"], fitted_image["root"] / "fit"
     before, after = summary["initial_metrics"], summary["metrics"]
-    # Measured with the shipped models (150 steps): person 0.54 -> 0.93, body 0.37 -> 0.88, top 0.55 -> 0.87.
+    # Measured here: person 0.55 -> 0.96, body 0.36 -> 0.89, top 0.56 -> 0.87.
     for key in ("iou_person", "iou_body", "iou_top"):
         assert after[key] > before[key] + 0.1, (key, before, after)
     assert after["iou_person"] > 0.85 and after["iou_top"] > 0.75, after
@@ -252,3 +254,29 @@ def test_garment_fit_to_a_silhouette_raises_its_iou(garment_models: dict[str, Pa
                                  "--model", garment_models["top"], "--out", tmp_path / "z.npy", "--steps", "100",
                                  "--device", "cpu", "--json", "--quiet").stdout)
     assert summary["iou"] > summary["iou_start"], summary
+
+
+def test_fit_scan_recovers_a_top_over_a_bottom(layer_models: dict[str, Path], tmp_path: Path) -> None:
+    """Both garments and the intersection solver (a third --model): each garment's code is fitted
+    to its own labelled points, and each ends within a bound of its true drape."""
+    from nrtool.artifacts.fit import read_fit
+    from nrtool.geometry.metrics import chamfer_distance, sample_surface
+
+    models = ["--model", layer_models["top"], "--model", layer_models["bottom"], "--model", layer_models["solver"]]
+    run_cli("synth", "scan", *models, "--top", layer_models["z"], "--bottom", layer_models["zb"], "--pose",
+            layer_models["motion"], "--frame", "15", "--body-model", layer_models["body"], "--out", tmp_path / "scan.npz",
+            "--device", "cpu", "--quiet")
+    summary = json.loads(run_cli("fit-scan", tmp_path / "scan.npz", *models, "--body-model", layer_models["body"],
+                                 "--out", tmp_path / "fit", "--steps", "100", "--device", "cpu", "--json",
+                                 "--quiet").stdout)
+    assert set(summary["metrics"]) == {"chamfer_body_mm", "chamfer_top_mm", "chamfer_bottom_mm"}
+    truth, fit = np.load(tmp_path / "scan.truth.npz"), read_fit(tmp_path / "fit" / "fit.h5")
+    assert set(fit["codes"]) == {"top", "bottom"}
+    errors = {}
+    for category in ("top", "bottom"):
+        garment = fit["garments"][category]
+        errors[category] = 1000 * chamfer_distance(sample_surface(garment["vertices"], garment["faces"], 20_000, 0),
+                                                   sample_surface(truth[f"{category}_vertices"],
+                                                                  truth[f"{category}_faces"], 20_000, 1))
+    assert max(errors.values()) < 15.0, errors
+    assert 1000 * np.linalg.norm(fit["joints"] - truth["joints"], axis=1).mean() < 15.0

@@ -7,7 +7,8 @@ Layout (schema 1):
 - ``body/vertices (Vb, 3)``, ``body/faces (Fb, 3)``
 - ``garments/NAME/vertices (V, 3)`` draped, ``canonical (V, 3)`` (the garment in the rest frame),
   ``faces (F, 3)``; ``refined (V, 3)`` after the post-refinement, when it ran
-- ``history/KEY (E,)``: per epoch (``epoch``, ``stage`` 0 body / 1 garments, each loss term)
+- ``history/KEY (E,)``: per epoch (``epoch``, ``stage`` 0 body / 1 garments, each loss term's mean)
+- ``step_losses (S,)``: the total loss of every step (NaN for steps a time limit left out)
 - attributes: ``objective`` ("scan" or "image"), ``metrics`` (JSON: e.g. ``chamfer_top_mm``),
   ``refine_metrics`` (JSON, before/after), ``settings`` (JSON), ``notes`` (JSON), plus provenance.
 """
@@ -36,6 +37,7 @@ def write_fit(path: str | os.PathLike[str], outcome: Any, attrs: dict[str, Any],
             for key in ("betas", "pose", "trans"):
                 handle[key] = np.asarray(outcome.params[key], dtype=np.float64)
             handle["joints"] = np.asarray(outcome.joints, dtype=np.float64)
+            handle["step_losses"] = np.asarray(outcome.params["step_losses"], dtype=np.float64)
             codes = handle.create_group("codes")
             for name, code in outcome.params["codes"].items():
                 codes[name] = np.asarray(code, dtype=np.float64)
@@ -62,7 +64,7 @@ def write_fit(path: str | os.PathLike[str], outcome: Any, attrs: dict[str, Any],
 def read_fit(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Everything in a fit artifact (numpy arrays, groups as dicts; JSON attributes decoded)."""
     with open_artifact(path, KIND) as handle:
-        out: dict[str, Any] = {key: handle[key][()] for key in ("betas", "pose", "trans", "joints")}
+        out: dict[str, Any] = {key: handle[key][()] for key in ("betas", "pose", "trans", "joints", "step_losses")}
         out["codes"] = {name: handle[f"codes/{name}"][()] for name in handle["codes"]}
         out["body_vertices"], out["body_faces"] = handle["body/vertices"][()], handle["body/faces"][()]
         out["garments"] = {name: {k: group[k][()] for k in group} for name, group in handle["garments"].items()}

@@ -24,7 +24,7 @@ from nrtool.cli.common import (
 from nrtool.config import override_options
 from nrtool.drape.fit_config import FIT_PRESETS, FitSettings
 
-FIT_OPTIONS = ["body_steps", "garment_steps", "steps_per_epoch", "lr", "remesh_every", "resolution", "samples", "pose_weight",
+FIT_OPTIONS = ["body_steps", "garment_steps", "steps_per_epoch", "lr", "remesh_every", "resolution", "samples", "pose_weight", "code_weight",
                "beta_weight", "inside_weight", "refine_steps", "refine_lr", "refine_chamfer_weight", "seed"]
 
 

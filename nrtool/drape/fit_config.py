@@ -31,6 +31,8 @@ class FitSettings(Config):
     pose_weight: float = option(1.0, help="Weight of the pose prior (joint limits, hinges, L2; rad²).")
     # The data terms are mean distances in metres: a prior worth a millimetre is 1e-3.
     pose_l2: float = option(1e-4, help="L2 weight on the body pose inside the pose prior (per rad²).")
+    code_weight: float = option(1e-3, help="Weight of |z - z_start|² per garment code (keeps the codes near where "
+                                "they start, the training codes' mean).")
     beta_weight: float = option(1e-5, help="Weight of |β|² (keeps the shape near the mean).")
     clothes_weight: float = option(0.5, help="First stage: weight of the mean distance from the garment scan points "
                                    "to the body (the body lies under its clothes).")
@@ -49,7 +51,7 @@ class FitSettings(Config):
                 "steps_per_epoch": self.steps_per_epoch >= 1, "lr": self.lr > 0, "remesh_every": self.remesh_every >= 1,
                 "resolution": self.resolution is None or 16 <= self.resolution <= 512,
                 "samples": self.samples >= 100, "body_samples": self.body_samples >= 100,
-                "pose_weight": self.pose_weight >= 0, "pose_l2": self.pose_l2 >= 0, "beta_weight": self.beta_weight >= 0,
+                "pose_weight": self.pose_weight >= 0, "pose_l2": self.pose_l2 >= 0, "beta_weight": self.beta_weight >= 0, "code_weight": self.code_weight >= 0,
                 "inside_weight": self.inside_weight >= 0, "clothes_weight": self.clothes_weight >= 0, "refine_steps": self.refine_steps >= 0,
                 "refine_lr": self.refine_lr > 0, "refine_chamfer_weight": self.refine_chamfer_weight >= 0,
                 "observed_radius": self.observed_radius is None or self.observed_radius >= 0}

@@ -118,12 +118,19 @@ class FitParameters(nn.Module):
         self.trans = nn.Parameter(torch.as_tensor(np.asarray(trans, dtype=np.float32)))
         self.codes = nn.ParameterDict({c: nn.Parameter(torch.as_tensor(np.asarray(z, dtype=np.float32)))
                                        for c, z in codes.items()})
+        # The loss of every step (NaN: not run yet): a buffer, so an interrupted fit's state keeps it.
+        self.register_buffer("step_losses", torch.full((0,), float("nan")))
+
+    def keep_step_losses(self, steps: int) -> None:
+        """Room for the loss of each of ``steps`` steps."""
+        self.step_losses = torch.full((steps,), float("nan"), device=self.pose.device)
 
     def body_parameters(self) -> list[nn.Parameter]:
         return [p for p in (self.betas, self.pose, self.trans) if p.requires_grad]
 
     def numpy(self) -> dict[str, Any]:
-        return {"betas": self.betas.detach().cpu().numpy().astype(np.float64),
+        return {"step_losses": self.step_losses.cpu().numpy().astype(np.float64),
+                "betas": self.betas.detach().cpu().numpy().astype(np.float64),
                 "pose": self.pose.detach().cpu().numpy().astype(np.float64),
                 "trans": self.trans.detach().cpu().numpy().astype(np.float64),
                 "codes": {c: z.detach().cpu().numpy().astype(np.float64) for c, z in self.codes.items()}}
@@ -305,6 +312,8 @@ class ClothedFitter:
         self.steps_per_epoch = settings.steps_per_epoch
         self.device = device
         self._since_remesh = 0
+        params.keep_step_losses(settings.body_steps + settings.garment_steps)
+        self.start_codes = {c: z.detach().clone() for c, z in params.codes.items()}
 
     def stage(self, epoch: int) -> str:
         return "body" if epoch <= self.settings.body_epochs else "garments"
@@ -315,13 +324,16 @@ class ClothedFitter:
             return min(s.steps_per_epoch, s.body_steps - (epoch - 1) * s.steps_per_epoch)
         return min(s.steps_per_epoch, s.garment_steps - (epoch - 1 - s.body_epochs) * s.steps_per_epoch)
 
-    def prior_terms(self) -> dict[str, torch.Tensor]:
+    def prior_terms(self, stage: str) -> dict[str, torch.Tensor]:
         from nrtool.body.pose_prior import pose_prior
 
         s = self.settings
         terms = {"pose_prior": s.pose_weight * pose_prior(self.model.pose[None], s.pose_l2)[0]}
         if self.model.betas.requires_grad and s.beta_weight > 0:
             terms["beta_prior"] = s.beta_weight * (self.model.betas**2).sum()
+        if s.code_weight > 0 and stage == "garments":
+            terms["code_prior"] = s.code_weight * sum(((z - self.start_codes[c]) ** 2).sum()
+                                                      for c, z in self.model.codes.items())
         return terms
 
     def step(self, stage: str) -> dict[str, float]:
@@ -332,7 +344,7 @@ class ClothedFitter:
             self._since_remesh = 0
         self.optimizer.zero_grad(set_to_none=True)
         state = self.clothed.evaluate(self.model, with_garments=garments)
-        terms = {**self.objective.terms(stage, state, self.generator), **self.prior_terms()}
+        terms = {**self.objective.terms(stage, state, self.generator), **self.prior_terms(stage)}
         loss = sum(terms.values())
         if not bool(torch.isfinite(loss)):
             raise NrtoolError(f"the fit diverged at the {stage} stage (loss {float(loss)}): lower --lr")
@@ -348,8 +360,11 @@ class ClothedFitter:
         stage = self.stage(epoch)
         sums: dict[str, float] = {}
         steps = 0
+        first = sum(max(self._stage_steps(e), 0) for e in range(1, epoch))  # this epoch's first step
         for _ in range(max(self._stage_steps(epoch), 0)):
-            for key, value in self.step(stage).items():
+            record = self.step(stage)
+            self.model.step_losses[first + steps] = record["loss"]
+            for key, value in record.items():
                 sums[key] = sums.get(key, 0.0) + value
             steps += 1
             advance()
