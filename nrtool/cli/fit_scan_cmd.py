@@ -28,6 +28,17 @@ FIT_OPTIONS = ["body_steps", "garment_steps", "steps_per_epoch", "lr", "remesh_e
                "beta_weight", "inside_weight", "refine_steps", "refine_lr", "refine_chamfer_weight", "seed"]
 
 
+#: The clothed body ``synth scan`` and ``synth image`` observe (one set of options for both).
+TRUTH_MODELS = typer.Option(..., "--model", "-m", help="Draping checkpoint(s) of the garments to dress (repeatable).")
+TRUTH_TOP = typer.Option(None, "--top", help="Top code .npy (default: the top model's first training code).")
+TRUTH_BOTTOM = typer.Option(None, "--bottom", help="Bottom code .npy (default: the bottom model's first training code).")
+TRUTH_POSE = typer.Option(None, "--pose", "-p", help="Motion .npz (AMASS format) to take the pose and translation from "
+                          "(default: arms down at the origin).")
+TRUTH_FRAME = typer.Option(0, help="Frame of --pose.")
+TRUTH_BETAS = typer.Option(None, "--betas", help="Body shape (repeat: up to 10 values).")
+TRUTH_BODY = typer.Option(None, "--body-model", "-b", help="The body model (default: the draping model's).")
+
+
 def fit_settings(preset: str, steps: Optional[int], no_drape: bool, overrides: dict) -> FitSettings:
     """The preset with ``--steps`` (both stages) and the per-field overrides applied, validated."""
     from nrtool.errors import NrtoolError
@@ -101,14 +112,14 @@ def fit_scan_cmd(
 
 @synth_app.command("scan")
 def synth_scan_cmd(
-    model: list[Path] = typer.Option(..., "--model", "-m", help="Draping checkpoint(s) of the garments to dress (repeatable)."),
+    model: list[Path] = TRUTH_MODELS,
     out: Path = typer.Option(..., "--out", "-o", help="Scan .npz to write (points, labels); the truth goes beside it as NAME.truth.npz."),
-    top: Optional[Path] = typer.Option(None, "--top", help="Top code .npy (default: the top model's first training code)."),
-    bottom: Optional[Path] = typer.Option(None, "--bottom", help="Bottom code .npy (default: the bottom model's first training code)."),
-    pose: Optional[Path] = typer.Option(None, "--pose", "-p", help="Motion .npz (AMASS format) to take the pose and translation from (default: rest pose, arms down)."),
-    frame: int = typer.Option(0, help="Frame of --pose."),
-    betas: Optional[list[float]] = typer.Option(None, "--betas", help="Body shape (repeat: up to 10 values)."),
-    body_model: Optional[Path] = typer.Option(None, "--body-model", "-b", help="The body model (default: the draping model's)."),
+    top: Optional[Path] = TRUTH_TOP,
+    bottom: Optional[Path] = TRUTH_BOTTOM,
+    pose: Optional[Path] = TRUTH_POSE,
+    frame: int = TRUTH_FRAME,
+    betas: Optional[list[float]] = TRUTH_BETAS,
+    body_model: Optional[Path] = TRUTH_BODY,
     points: int = typer.Option(20000, help="Points drawn on all surfaces before the cuts."),
     noise: float = typer.Option(0.003, help="Gaussian noise (m)."),
     back_cut: float = typer.Option(0.05, help="Drop points more than this (m) behind the body's centre (the scanner saw the front)."),
@@ -168,14 +179,14 @@ def fit_image_cmd(
 
 @synth_app.command("image")
 def synth_image_cmd(
-    model: list[Path] = typer.Option(..., "--model", "-m", help="Draping checkpoint(s) of the garments to dress (repeatable)."),
+    model: list[Path] = TRUTH_MODELS,
     out: Path = typer.Option(..., "--out", "-o", help="Folder to write image.png, mask.png, camera.json, init.npz, truth.npz into."),
-    top: Optional[Path] = typer.Option(None, "--top", help="Top code .npy (default: the top model's first training code)."),
-    bottom: Optional[Path] = typer.Option(None, "--bottom", help="Bottom code .npy (default: the bottom model's first training code)."),
-    pose: Optional[Path] = typer.Option(None, "--pose", "-p", help="Motion .npz to take the pose and translation from (default: arms down)."),
-    frame: int = typer.Option(0, help="Frame of --pose."),
-    betas: Optional[list[float]] = typer.Option(None, "--betas", help="Body shape (repeat: up to 10 values)."),
-    body_model: Optional[Path] = typer.Option(None, "--body-model", "-b", help="The body model (default: the draping model's)."),
+    top: Optional[Path] = TRUTH_TOP,
+    bottom: Optional[Path] = TRUTH_BOTTOM,
+    pose: Optional[Path] = TRUTH_POSE,
+    frame: int = TRUTH_FRAME,
+    betas: Optional[list[float]] = TRUTH_BETAS,
+    body_model: Optional[Path] = TRUTH_BODY,
     size: str = typer.Option("240x320", help="Image size WxH."),
     init_noise: float = typer.Option(0.08, help="Gaussian noise (rad) on the joint angles of init.npz (the detector's error)."),
     seed: int = typer.Option(0, help="Seed of the init's noise."),
