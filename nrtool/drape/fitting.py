@@ -7,10 +7,9 @@ them to what is compared with the observation:
     z --D_G, MeshUDF--> canonical garment --Δx(x, β), B(θ, β)·M(x, z), W(x)--> draped garment
     β, θ --body model--> posed body
 
-MeshUDF itself has no gradient; :func:`nrtool.geometry.meshudf.differentiable_vertices` gives
-its implicit-function derivative. Meshing costs ~0.6 s for the tiny garment network at 48³ on 2
-cores, so a :class:`GarmentChain` re-meshes only every ``remesh_every`` steps and in between
-lets the vertices follow the code to first order (``reference`` in ``differentiable_vertices``).
+MeshUDF has no gradient of its own: :class:`nrtool.garments.surface.CodeSurface` gives it (the
+implicit-function derivative) and re-meshes only every ``remesh_every`` steps, the vertices
+following the code to first order in between.
 
 What is compared -- a labelled scan (Eq. 2.13, :class:`ScanObjective`) or silhouettes
 (Eq. 2.12, :mod:`nrtool.drape.image_fit`) -- is an *objective*; the optimisation is one
@@ -124,9 +123,6 @@ class FitParameters(nn.Module):
     def keep_step_losses(self, steps: int) -> None:
         """Room for the loss of each of ``steps`` steps."""
         self.step_losses = torch.full((steps,), float("nan"), device=self.pose.device)
-
-    def body_parameters(self) -> list[nn.Parameter]:
-        return [p for p in (self.betas, self.pose, self.trans) if p.requires_grad]
 
     def numpy(self) -> dict[str, Any]:
         return {"step_losses": self.step_losses.cpu().numpy().astype(np.float64),
