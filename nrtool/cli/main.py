@@ -31,6 +31,7 @@ def _register() -> None:
         info_cmd,
         inr2vec_cmd,
         nerf_cmd,
+        netspace_cmd,
         plot_cmd,
         pointnet_cmd,
         probegen_cmd,
