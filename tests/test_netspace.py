@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import assert_clean_failure, run_cli
 
 
@@ -38,6 +37,21 @@ def test_fused_resnets_have_the_thesis_sizes_and_the_same_outputs(depth: int, fu
     x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         assert float((model(x) - fused(x)).abs().max()) < 1e-5
+
+
+@pytest.mark.parametrize("name, count", [("lenetlike", 62_006), ("vanillacnn", 68_818)])
+def test_small_architectures_have_the_thesis_sizes(name: str, count: int) -> None:
+    from nrtool.netspace.architectures import build, parameter_count
+    from nrtool.netspace.fusion import fuse_bn
+    from nrtool.netspace.prep import forward_with, to_prep
+
+    model = build({"architecture": name}).eval()
+    assert parameter_count(model) == count  # thesis Tab. B.1 (no BN: fusing changes nothing)
+    assert parameter_count(fuse_bn(model)) == count
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        assert model(x).shape == (3, 10)
+        assert torch.equal(forward_with(model, to_prep(model, 128), x), model(x))
 
 
 def test_prep_round_trip_is_exact_and_runs_the_network() -> None:

@@ -1,6 +1,9 @@
 """Networks of a NetSpace zoo, and their checkpoint.
 
-The CIFAR ResNets of He et al. (depth 6n + 2: three stages of n basic blocks, 16/32/64 channels
+LeNetLike (two 5x5 convs of stride 2 without padding, 3 -> 6 -> 16 channels, then 400 -> 120 -> 84
+-> classes) and VanillaCNN (five 3x3 convs, :data:`VANILLA_CONVS`, then one linear layer), both
+with LeakyReLU and no BN, as the official NetSpace code builds them for 32x32 images: 62,006 and
+68,818 parameters at 10 classes (Tab. B.1). The CIFAR ResNets of He et al. (depth 6n + 2: three stages of n basic blocks, 16/32/64 channels
 at ``width`` 16): a block is conv-BN-ReLU-conv-BN plus a shortcut, a 1x1 conv + BN where the shape
 changes (the official NetSpace code's option B), then ReLU; global average pooling and one
 linear layer. Fused (:mod:`nrtool.netspace.fusion`) at width 16 and 10 classes, ResNet-8/32/56
@@ -21,7 +24,50 @@ from torch import nn
 
 CHECKPOINT_FORMAT = "nrtool-netspace-net"
 CHECKPOINT_VERSION = 1
-ARCHITECTURES = ("resnet",)
+ARCHITECTURES = ("lenetlike", "vanillacnn", "resnet")
+#: The official code's VanillaCNN for 32x32 inputs: (channels, stride) of its 3x3 convs (padding 1).
+VANILLA_CONVS = ((8, 2), (8, 1), (32, 2), (64, 1), (64, 2))
+
+
+class LeNetLike(nn.Module):
+    """LeNet-5 without pooling: the convs stride by 2 instead (32x32 in -> 5x5x16)."""
+
+    def __init__(self, classes: int = 10, in_channels: int = 3) -> None:
+        super().__init__()
+        self.spec = {"architecture": "lenetlike", "classes": classes, "in_channels": in_channels}
+        self.conv1 = nn.Conv2d(in_channels, 6, 5, stride=2)
+        self.conv2 = nn.Conv2d(6, 16, 5, stride=2)
+        self.fc1, self.fc2, self.fc3 = nn.Linear(16 * 5 * 5, 120), nn.Linear(120, 84), nn.Linear(84, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        act = nn.functional.leaky_relu
+        x = act(self.conv2(act(self.conv1(x))))
+        return self.fc3(act(self.fc2(act(self.fc1(x.flatten(1))))))
+
+    def conv_bn_pairs(self) -> Iterator[tuple[nn.Module, str, str]]:
+        return iter(())
+
+
+class VanillaCNN(nn.Module):
+    """Plain 3x3 convs (:data:`VANILLA_CONVS`) and one linear layer on the flattened 4x4x64 map."""
+
+    def __init__(self, classes: int = 10, in_channels: int = 3) -> None:
+        super().__init__()
+        self.spec = {"architecture": "vanillacnn", "classes": classes, "in_channels": in_channels}
+        convs, channels, size = [], in_channels, 32
+        for out_channels, stride in VANILLA_CONVS:
+            convs.append(nn.Conv2d(channels, out_channels, 3, stride=stride, padding=1))
+            channels, size = out_channels, size // stride
+        self.convs = nn.ModuleList(convs)
+        self.fc = nn.Linear(channels * size * size, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for conv in self.convs:
+            x = nn.functional.leaky_relu(conv(x))
+        return self.fc(x.flatten(1))
+
+    def conv_bn_pairs(self) -> Iterator[tuple[nn.Module, str, str]]:
+        return iter(())
 
 
 class BasicBlock(nn.Module):
@@ -81,6 +127,10 @@ class CifarResNet(nn.Module):
 def build(spec: dict[str, Any]) -> nn.Module:
     """The network a ``spec`` describes (``architecture`` and its sizes)."""
     kind = spec.get("architecture")
+    if kind == "lenetlike":
+        return LeNetLike(int(spec.get("classes", 10)), int(spec.get("in_channels", 3)))
+    if kind == "vanillacnn":
+        return VanillaCNN(int(spec.get("classes", 10)), int(spec.get("in_channels", 3)))
     if kind == "resnet":
         return CifarResNet(int(spec["depth"]), int(spec.get("classes", 10)), int(spec.get("width", 16)),
                            int(spec.get("in_channels", 3)))
