@@ -191,7 +191,7 @@ def fit_to_folder(out: str | os.PathLike[str], setup: FittingSetup, observation:
                   init: dict[str, Any], time_limit: float | None, restart: bool, force: bool,
                   progress: Progress | None, command: list[str] | None) -> dict[str, Any]:
     """Fit (both stages), post-refine, write the folder; return a summary (the front ends' common part)."""
-    from nrtool.artifacts.core import atomic_folder, provenance, sha256_file
+    from nrtool.artifacts.core import atomic_folder, provenance
     from nrtool.artifacts.fit import write_fit
     from nrtool.drape.fitting import (
         FitParameters,
@@ -210,8 +210,8 @@ def fit_to_folder(out: str | os.PathLike[str], setup: FittingSetup, observation:
     before_state = final_state(clothed, params)
     before = StateMeshes.of(before_state)
     before_metrics = observation.objective.final_metrics(before_state, torch_generator(settings.seed + 1))
-    inputs = [*observation.inputs, *setup.model_paths, str(setup.body_path)]
-    fingerprint = {"settings": settings.to_dict(), "inputs": {p: sha256_file(p) for p in inputs if Path(p).is_file()},
+    inputs = provenance([*observation.inputs, *setup.model_paths, str(setup.body_path)])  # hashed once
+    fingerprint = {"settings": settings.to_dict(), "inputs": {item["path"]: item["sha256"] for item in inputs},
                    "init": {k: np.asarray(v).tolist() for k, v in init.items()}}
     outcome = run_fit(clothed, params, observation.objective, settings, setup.device, Path(out), fingerprint, progress,
                       restart, time_limit, "fitting body and garments")
@@ -230,7 +230,7 @@ def fit_to_folder(out: str | os.PathLike[str], setup: FittingSetup, observation:
         notes.append(f"stopped by --time-limit: {out} is not written; run the same command again to continue")
         return summary
     if settings.refine_steps > 0 and outcome.garments:
-        refined, measures, run = refine_garments(outcome, final_state(clothed, params).body, observation.refine_targets,
+        refined, measures, run = refine_garments(outcome, outcome.state.body, observation.refine_targets,
                                                  settings, setup.device, Path(f"{out}.refine"),
                                                  {**fingerprint, "fit": outcome.metrics}, progress, restart)
         outcome.refined, outcome.refine_metrics = refined, {k: measures[k] for k in ("before", "after")}
@@ -247,7 +247,7 @@ def fit_to_folder(out: str | os.PathLike[str], setup: FittingSetup, observation:
                                                   "notes": notes, "source": observation.source,
                                                   "body_model": str(setup.body_path), "models": setup.model_paths,
                                                   "initial_metrics": before_metrics},
-                  provenance(inputs), command)
+                  inputs, command)
         rows: list[tuple[str, Any]] = [("before", before), ("after the fit", outcome)]
         if outcome.refined is not None:
             rows.append(("post-refined", StateMeshes(outcome.body_vertices, outcome.body_faces, outcome.refined,
@@ -376,7 +376,7 @@ def silhouette_sheet(image: np.ndarray, objective: Any, rows: list[tuple[str, An
     import matplotlib.pyplot as plt
     import torch
 
-    from nrtool.drape.image_fit import MASK_LABELS
+    from nrtool.drape.image_fit import MASK_LABELS, hard_iou
     from nrtool.figures import save_figure
 
     fig, axes = plt.subplots(1, len(rows) + 1, figsize=(3.2 * (len(rows) + 1), 3.6))
@@ -396,9 +396,7 @@ def silhouette_sheet(image: np.ndarray, objective: Any, rows: list[tuple[str, An
         for part, value in MASK_LABELS.items():
             if np.any(target == value):
                 ax.contour(target == value, levels=[0.5], colors="k", linewidths=0.7)
-        person = (rendered > 0), (target > 0)
-        ax.set_title(f"{label}: person IoU {(person[0] & person[1]).sum() / max((person[0] | person[1]).sum(), 1):.3f}",
-                     fontsize=9)
+        ax.set_title(f"{label}: person IoU {hard_iou(rendered > 0, target > 0):.3f}", fontsize=9)
     for ax in axes:
         ax.set_axis_off()
     fig.suptitle(title, fontsize=10)

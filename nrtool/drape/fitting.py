@@ -144,7 +144,7 @@ class GarmentChain:
                  drape: bool = True) -> None:
         from nrtool.garments.surface import CodeSurface
 
-        self.category, self.model, self.skinning = category, model, skinning
+        self.category, self.skinning = category, skinning
         self.surface = CodeSurface(model.checkpoint["garment"], model.path, resolution, device, category)
         self.field = model.field if drape else None
 
@@ -396,6 +396,7 @@ class FitOutcome:
     refined: dict[str, np.ndarray] | None = None
     refine_metrics: dict[str, dict[str, float]] | None = None
     run: Any = field(default=None, repr=False)  # the TrainingRun: finish it once the outputs are written
+    state: Any = field(default=None, repr=False)  # the ClothedState at the fitted values (meshed afresh)
 
 
 def final_state(clothed: ClothedBody, params: FitParameters) -> ClothedState:
@@ -445,7 +446,7 @@ def run_fit(clothed: ClothedBody, params: FitParameters, objective: Objective, s
         canonical={c: v.cpu().numpy().astype(np.float64) for c, v in state.canonical.items()},
         faces={c: f.cpu().numpy() for c, f in state.faces.items()}, metrics=metrics, history=run.history,
         seconds=run.seconds, resumed_from_epoch=run.resumed_from_epoch, stopped_by_time_limit=run.stopped_by_time_limit,
-        remeshes=sum(c.remeshes for c in clothed.chains.values()), run=run)
+        remeshes=sum(c.remeshes for c in clothed.chains.values()), run=run, state=state)
     return outcome
 
 
@@ -483,7 +484,8 @@ class RefineTrainer:
                                             self.faces[c], material) for c in outcome.garments}
         self.floor = body_out.vertices[..., 1].min(dim=1).values
 
-    def terms(self, category: str, x: torch.Tensor, samples: int | None = None) -> dict[str, torch.Tensor]:
+    def terms(self, category: str, x: torch.Tensor, samples: int | None = None,
+              generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         from nrtool.drape.physics import (
             bending_energy,
             collision_energy,
@@ -496,7 +498,8 @@ class RefineTrainer:
                  "gravity": gravity_energy(x, rest, self.material, self.floor)[0],
                  "collision": collision_energy(x, out.vertices, out.normals, self.material, rest.faces)[0]}
         if category in self.targets:
-            surface = surface_samples(x, self.faces[category], samples or self.settings.samples, self.generator)
+            surface = surface_samples(x, self.faces[category], samples or self.settings.samples,
+                                      generator or self.generator)
             terms["chamfer"] = chamfer(surface, self.targets[category], self.settings.observed_radius)[0]
         return terms
 
@@ -537,15 +540,13 @@ class RefineTrainer:
 
     def measure(self) -> dict[str, dict[str, float]]:
         """Each garment's energies (J) and Chamfer to its scan points (mm) at the current offsets."""
-        generator = torch.Generator().manual_seed(self.settings.seed + 3)
-        self.generator, saved = generator, self.generator
+        generator = torch.Generator().manual_seed(self.settings.seed + 3)  # the same samples before and after
         result = {}
         with torch.no_grad():
             for category, draped in self.draped.items():
-                terms = self.terms(category, draped + self.model.offsets[category][None], samples=50_000)
+                terms = self.terms(category, draped + self.model.offsets[category][None], 50_000, generator)
                 result[category] = {(f"{k}_mm" if k == "chamfer" else f"{k}_j"): float(v) * (1000 if k == "chamfer" else 1)
                                     for k, v in terms.items()}
-        self.generator = saved
         return result
 
 

@@ -44,7 +44,7 @@ class GarmentCodeFitter:
 
     def __init__(self, surface: Any, code: np.ndarray, steps: int, lr: float, remesh_every: int, samples: int,
                  steps_per_epoch: int, cloud: torch.Tensor | None = None, observed: float | None = None,
-                 silhouette: tuple[Any, torch.Tensor] | None = None, seed: int = 0) -> None:
+                 silhouette: tuple[Any, Any, torch.Tensor] | None = None, seed: int = 0) -> None:
         self.model = CodeParameter(code).to(surface.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr)
         self.scheduler, self.rng = None, None
@@ -60,7 +60,7 @@ class GarmentCodeFitter:
 
         vertices = self.surface.vertices(self.model.code)[None]
         if self.silhouette is not None:
-            renderer, mask = self.silhouette
+            renderer, _, mask = self.silhouette
             visible, _ = renderer.render([("top", vertices[0], self.surface.faces)])
             return 1 - soft_iou(visible["top"], mask)
         points = surface_samples(vertices, self.surface.faces, samples or self.samples, self.generator)
@@ -111,15 +111,15 @@ def _measure(fitter: GarmentCodeFitter) -> float:
     """The fit's quality at the current code, meshed afresh: Chamfer to the cloud (mm, 50k samples;
     for a partial cloud only the observed garment points count) or the hard silhouette IoU."""
     from nrtool.drape.fitting import chamfer, surface_samples
+    from nrtool.drape.image_fit import hard_iou
 
     fitter.surface.remesh(fitter.model.code)
     with torch.no_grad():
         vertices = fitter.surface.vertices(fitter.model.code)[None]
         if fitter.silhouette is not None:
-            renderer, mask = fitter.silhouette
-            labels = renderer.hard.label_image([("top", vertices[0], fitter.surface.faces)]) > 0
-            truth = mask.cpu().numpy() > 0.5
-            return float((labels & truth).sum() / max((labels | truth).sum(), 1))
+            _, hard, mask = fitter.silhouette
+            labels = hard.label_image([("top", vertices[0], fitter.surface.faces)]) > 0
+            return hard_iou(labels, mask.cpu().numpy() > 0.5)
         points = surface_samples(vertices, fitter.surface.faces, 50_000, torch.Generator().manual_seed(1))
         return 1000 * float(chamfer(points, fitter.cloud, fitter.observed)[0])
 
@@ -190,9 +190,8 @@ def fit_garment_code(
         if not mask.any():
             raise InputFileError(mask_path, "has no garment pixels (all zero)")
         small, _ = camera.scaled(render_size)
-        renderer = SilhouetteRenderer(small, torch_device)
-        renderer.hard = SilhouetteRenderer(small, torch_device, soft=False)  # type: ignore[attr-defined]
-        silhouette = (renderer, torch.as_tensor(_downsample(mask, small.width, small.height), device=torch_device))
+        silhouette = (SilhouetteRenderer(small, torch_device), SilhouetteRenderer(small, torch_device, soft=False),
+                      torch.as_tensor(_downsample(mask, small.width, small.height), device=torch_device))
         inputs = [mask_path, camera_path]
     spe = 50
     fitter = GarmentCodeFitter(surface, start, steps, lr, remesh_every, samples, spe, cloud, partial, silhouette)

@@ -55,15 +55,17 @@ def code_transforms(codes: Any, checkpoint: dict[str, Any]) -> tuple[np.ndarray,
     """``(N, 3)`` centres and ``(N,)`` scales that put each decoded code into the body frame:
     the code's own (a ``garment-codes`` artifact records it), else the garment model's common
     training normalisation; the identity when neither exists."""
-    norm = checkpoint.get("normalise") or {"centre": [0.0, 0.0, 0.0], "scale": 1.0}
+    from nrtool.garments.model import training_normalisation
+
+    centre, scale = training_normalisation(checkpoint)
     centres, scales = [], []
     for item in codes.items:
         if item.center is not None and item.scale is not None and codes.category in ("top", "bottom"):
             centres.append(np.asarray(item.center, dtype=np.float64))
             scales.append(float(item.scale))
         else:
-            centres.append(np.asarray(norm["centre"], dtype=np.float64))
-            scales.append(float(norm["scale"]))
+            centres.append(centre)
+            scales.append(scale)
     return np.stack(centres), np.asarray(scales)
 
 

@@ -148,11 +148,7 @@ class SilhouetteRenderer:
         from pytorch3d.structures import Meshes
 
         names = [name for name, _, _ in parts]
-        offsets = np.cumsum([0] + [len(v) for _, v, _ in parts])
-        vertices = torch.cat([v for _, v, _ in parts])
-        faces = torch.cat([f + int(o) for (_, _, f), o in zip(parts, offsets)])
-        part_of_face = torch.cat([torch.full((len(f),), k, dtype=torch.int64, device=vertices.device)
-                                  for k, (_, _, f) in enumerate(parts)])
+        vertices, faces, part_of_face = _one_mesh(parts)
         fragments = self.rasterizer(Meshes([vertices], [faces]))
         hit = fragments.pix_to_face >= 0
         colours = torch.zeros(fragments.pix_to_face.shape + (3,), device=vertices.device)
@@ -167,13 +163,27 @@ class SilhouetteRenderer:
         """Hard labels (0 background, :data:`MASK_LABELS`) of the nearest face per pixel (a truth mask)."""
         from pytorch3d.structures import Meshes
 
-        offsets = np.cumsum([0] + [len(v) for _, v, _ in parts])
-        vertices = torch.cat([v for _, v, _ in parts])
-        faces = torch.cat([f + int(o) for (_, _, f), o in zip(parts, offsets)])
-        labels = torch.cat([torch.full((len(f),), MASK_LABELS[name], dtype=torch.int64) for name, _, f in parts])
+        vertices, faces, part_of_face = _one_mesh(parts)
+        labels = torch.as_tensor([MASK_LABELS[name] for name, _, _ in parts])[part_of_face.cpu()]
         with torch.no_grad():
             nearest = self.rasterizer(Meshes([vertices], [faces])).pix_to_face[0, ..., 0].cpu()
         return torch.where(nearest >= 0, labels[nearest.clamp_min(0)], torch.zeros_like(nearest)).numpy().astype(np.uint8)
+
+
+def _one_mesh(parts: list[tuple[str, torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Renderer parts as one mesh: vertices, faces (indices shifted) and each face's part index."""
+    offsets = np.cumsum([0] + [len(v) for _, v, _ in parts])
+    vertices = torch.cat([v for _, v, _ in parts])
+    faces = torch.cat([f.to(vertices.device) + int(o) for (_, _, f), o in zip(parts, offsets)])
+    part_of_face = torch.cat([torch.full((len(f),), k, dtype=torch.int64, device=vertices.device)
+                              for k, (_, _, f) in enumerate(parts)])
+    return vertices, faces, part_of_face
+
+
+def hard_iou(found: np.ndarray, truth: np.ndarray) -> float:
+    """IoU of two boolean masks (1 when both are empty)."""
+    union = (found | truth).sum()
+    return float((found & truth).sum() / union) if union else 1.0
 
 
 def state_parts(state: Any) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
@@ -210,8 +220,6 @@ class ImageObjective:
         labels = self.hard.label_image(state_parts(state))
         metrics = {}
         for part, mask in self.masks.items():
-            truth, found = mask.cpu().numpy() > 0.5, labels == MASK_LABELS[part]
-            metrics[f"iou_{part}"] = float((truth & found).sum() / max((truth | found).sum(), 1))
-        truth, found = self.person.cpu().numpy() > 0.5, labels > 0
-        metrics["iou_person"] = float((truth & found).sum() / max((truth | found).sum(), 1))
+            metrics[f"iou_{part}"] = hard_iou(labels == MASK_LABELS[part], mask.cpu().numpy() > 0.5)
+        metrics["iou_person"] = hard_iou(labels > 0, self.person.cpu().numpy() > 0.5)
         return metrics

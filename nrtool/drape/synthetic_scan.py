@@ -44,25 +44,20 @@ def dress_truth(models: dict[str, DrapingModel], body: object, codes: dict[str, 
     Each code is placed in the body frame by its garment network's training normalisation (as
     the fitter places its codes).
     """
-    from nrtool.drape.garments import GarmentTemplate
+    from nrtool.drape.garments import decode_templates
     from nrtool.drape.physics import Material
     from nrtool.drape.sequence import SequenceDraper
     from nrtool.drape.skinning import skinning_from_checkpoint
-    from nrtool.errors import NrtoolError
-    from nrtool.garments.meshing import decode_mesh
-    from nrtool.garments.model import model_from_checkpoint
+    from nrtool.garments.model import model_from_checkpoint, training_normalisation
 
     templates, skinning = {}, {}
     for category, code in codes.items():
         model = models[category]
         net = model_from_checkpoint(model.checkpoint["garment"], model.path, device)
-        res = resolution or model.field.config.garment_resolution
-        vertices, faces = decode_mesh(net, code, res)
-        if len(faces) == 0:
-            raise NrtoolError(f"the {category} code decodes to no surface at {res}^3")
-        norm = model.checkpoint["garment"].get("normalise") or {"centre": [0.0, 0.0, 0.0], "scale": 1.0}
-        canonical = vertices.astype(np.float64) * float(norm["scale"]) + np.asarray(norm["centre"])
-        templates[category] = GarmentTemplate(category, np.asarray(code, dtype=np.float32), canonical, faces.astype(np.int64))
+        centre, scale = training_normalisation(model.checkpoint["garment"])
+        (templates[category],), _ = decode_templates(net, np.asarray(code, dtype=np.float32)[None], [category],
+                                                     centre[None], np.asarray([scale]),
+                                                     resolution or model.field.config.garment_resolution)
         skinning[category] = skinning_from_checkpoint(model.checkpoint["skinning"], model.path, body,
                                                       getattr(body, "path", "body"), device)
     kinds = [k for k in (*templates, "intersection") if k in models]

@@ -381,9 +381,10 @@ def training_templates(model: Any, codes_path: str | os.PathLike[str] | None, re
         source = f"{model.path} (the garments it was trained on)"
     else:
         vectors, names = training_codes(garment_checkpoint), list(garment_checkpoint["train"]["names"])
-        norm = garment_checkpoint.get("normalise") or {"centre": [0.0, 0.0, 0.0], "scale": 1.0}
-        centres = np.tile(np.asarray(norm["centre"], dtype=np.float64), (len(names), 1))
-        scales = np.full(len(names), float(norm["scale"]))
+        from nrtool.garments.model import training_normalisation
+
+        centre, scale = training_normalisation(garment_checkpoint)
+        centres, scales = np.tile(centre, (len(names), 1)), np.full(len(names), scale)
         source = f"{model.path} (its garment network's training codes)"
     templates, notes = decode_templates(garment_net, vectors, names, centres, scales, resolution, progress)
     return templates, source, notes

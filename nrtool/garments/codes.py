@@ -283,9 +283,10 @@ def decode_codes(
 
 
 def _new_codes(vectors: np.ndarray, names: list[str], checkpoint: dict[str, Any], model_path: str | os.PathLike[str]) -> GarmentCodes:
-    norm = checkpoint.get("normalise") or {"centre": [0.0, 0.0, 0.0], "scale": 1.0}
-    items = [ItemInfo(n, None, None, "", i, np.asarray(norm["centre"], dtype=np.float64), float(norm["scale"]))
-             for i, n in enumerate(names)]
+    from nrtool.garments.model import training_normalisation
+
+    centre, scale = training_normalisation(checkpoint)
+    items = [ItemInfo(n, None, None, "", i, centre, scale) for i, n in enumerate(names)]
     return GarmentCodes(np.asarray(vectors, dtype=np.float32), items, checkpoint["category"], [{} for _ in names],
                         sha256_file(model_path))
 

@@ -77,6 +77,13 @@ def model_from_checkpoint(checkpoint: dict[str, Any], path: str | os.PathLike[st
     return model.to(device).eval()
 
 
+def training_normalisation(checkpoint: dict[str, Any]) -> tuple[np.ndarray, float]:
+    """``(centre (3,), scale)`` that put the network's normalised frame into the body's frame
+    (``x * scale + centre``): its training garments' common normalisation; the identity without one."""
+    norm = checkpoint.get("normalise") or {"centre": [0.0, 0.0, 0.0], "scale": 1.0}
+    return np.asarray(norm["centre"], dtype=np.float64), float(norm["scale"])
+
+
 def training_codes(checkpoint: dict[str, Any]) -> np.ndarray:
     """(N, D) codes of the training garments stored in a checkpoint."""
     return checkpoint["train"]["codes"].numpy().astype(np.float32)

@@ -36,9 +36,10 @@ class CodeSurface:
         self.net = model_from_checkpoint(checkpoint, path, device)
         for p in self.net.parameters():
             p.requires_grad_(False)
-        norm = checkpoint.get("normalise") or {"centre": [0.0, 0.0, 0.0], "scale": 1.0}
-        self.centre = torch.as_tensor(norm["centre"], dtype=torch.float32, device=device)
-        self.scale = float(norm["scale"])
+        from nrtool.garments.model import training_normalisation
+
+        centre, self.scale = training_normalisation(checkpoint)
+        self.centre = torch.as_tensor(centre, dtype=torch.float32, device=device)
         self.mesh: dict[str, torch.Tensor] | None = None
         self.remeshes = 0
 

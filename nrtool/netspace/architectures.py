@@ -158,9 +158,9 @@ def load_net(path: str | os.PathLike[str], device: torch.device | str = "cpu") -
     try:
         model = build(checkpoint["spec"])
         if checkpoint.get("fused"):
-            from nrtool.netspace.fusion import fused_skeleton
+            from nrtool.netspace.fusion import fuse_bn
 
-            model = fused_skeleton(model)
+            model = fuse_bn(model)  # the fused layout; the checkpoint's values are loaded next
         model.load_state_dict(checkpoint["state_dict"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise damaged(path, "NetSpace network", exc) from exc

@@ -36,11 +36,6 @@ def fuse_bn(model: nn.Module) -> nn.Module:
     return model
 
 
-def fused_skeleton(model: nn.Module) -> nn.Module:
-    """The fused architecture of ``model`` with its own (untrained) values: what a fused checkpoint loads into."""
-    return fuse_bn(model)
-
-
 def fuse_checkpoint(path: str, out: str, command: list[str] | None = None, check_inputs: int = 8,
                     size: int = 32) -> dict:
     """``nrtool fuse-bn``: load, fuse, compare outputs on ``check_inputs`` random images, write ``out``."""
