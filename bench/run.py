@@ -18,6 +18,8 @@ Sections (``--only`` picks some, comma-separated):
                    PSNR per 100 steps, beside the thesis' budgets (``bench/nerf_bench.py``).
 * ``fit``          ``nrtool fit-scan``: seconds per fitting step, steps to converge, errors against the
                    truth, draped vs skinning only (``bench/fit_bench.py``).
+* ``netspace``     NetSpace: encoder / decoder networks/s one at a time and in batches of 8 (tiny and
+                   paper sizes), a network decoded vs one trained (``bench/netspace_bench.py``).
 * ``knn``          DGCNN's neighbour graph: PyTorch3D ``knn_points`` vs chunked ``cdist`` + ``topk``.
 
 Run ``make bench`` (all sections) or e.g.
@@ -58,7 +60,8 @@ PSB = REPO.parent / "shared" / "data" / "psb"
 OUT = REPO / "bench-out"
 NRTOOL = Path(sys.executable).parent / "nrtool"
 
-SECTIONS = ("batched", "efficiency", "ground-truth", "quality", "inr2vec", "scan", "garment", "knn", "drape", "nerf", "fit")
+SECTIONS = ("batched", "efficiency", "ground-truth", "quality", "inr2vec", "scan", "garment", "knn", "drape", "nerf", "fit",
+            "netspace")
 DEFAULT_PRESETS = {
     "batched": ("tiny", "small"),
     "efficiency": ("tiny", "small", "paper"),
@@ -647,6 +650,16 @@ def bench_fit(bench: Bench) -> None:
     bench.record("fit", fit_bench.run(bench.quick, say=say, device=str(bench.device)))
 
 
+def bench_netspace(bench: Bench) -> None:
+    """NetSpace: encode/decode networks/s at batch 1 and 8, tiny and paper sizes; decoding vs training a
+    network (bench/netspace_bench.py)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import netspace_bench
+
+    heading("netspace: encode / decode networks/s (batch 1 vs 8) and decoding vs training a network")
+    bench.record("netspace", netspace_bench.run(bench.quick, say=say, device=str(bench.device)))
+
+
 def bench_drape(bench: Bench) -> None:
     """ms per frame of a ~5k-vertex garment with and without the per-sequence cache, training
     steps/s per preset (bench/drape_bench.py)."""
@@ -669,6 +682,7 @@ SECTION_FUNCTIONS: dict[str, Callable[[Bench], None]] = {
     "knn": bench_knn,
     "drape": bench_drape,
     "fit": bench_fit,
+    "netspace": bench_netspace,
 }
 
 

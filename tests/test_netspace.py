@@ -1,10 +1,12 @@
-"""NetSpace foundations (issue 17, in progress): BN fusion, parameter counts of Tab. B.1, PRep round trip."""
+"""NetSpace (issue 17): BN fusion, parameter counts of Tab. B.1, PRep round trip; a digits zoo, and the
+single-architecture NetSpace trained on it: decoded networks vs their targets, interpolation, LSO."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import assert_clean_failure, run_cli
@@ -99,3 +101,161 @@ def test_fuse_bn_command_writes_a_plain_checkpoint_and_refuses_bad_input(tmp_pat
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     assert_clean_failure(run_cli("fuse-bn", tmp_path / "junk.pt", "--out", tmp_path / "x.pt", check=False),
                          "junk.pt", tmp_path / "x.pt")
+
+
+# ---------------------------------------------------------------- the space of a digits zoo
+
+#: Bounds with margin over what the fixture gave on the 2-core VM (2026-12-02): correlation 0.937, mean gap
+#: 0.081; the weights' midpoint 0.41 below the weaker of the two strongest targets, the embedding line
+#: within 0.01 of its ends; LSO +16.7 points (71.4 -> 88.1 %).
+CORRELATION_BOUND, GAP_BOUND, WEIGHT_BARRIER, LSO_GAIN = 0.75, 0.15, 0.15, 0.05
+#: The test zoo: the tiny preset's 160 LeNetLikes on digits (128 / 16 / 16), 1-12 epochs each; NetSpace
+#: tiny, 8 x 100 steps.
+ZOO_ARGS = ("--seed", "0")
+TRAIN_ARGS = ("--epochs", "8", "--steps", "100", "--seed", "0")
+
+
+@pytest.fixture(scope="session")
+def netspace_run(shared_artifacts) -> Path:
+    """A digits zoo and the tiny NetSpace trained on it (built once per session, ~2 min on 2 cores)."""
+
+    def build(folder: Path) -> None:
+        run_cli("netspace", "zoo", "--out", folder / "zoo.h5", *ZOO_ARGS, "--quiet")
+        run_cli("netspace", "train", folder / "zoo.h5", "--out", folder / "netspace.pt", *TRAIN_ARGS, "--quiet")
+
+    return shared_artifacts.get("netspace", {"zoo": ZOO_ARGS, "train": TRAIN_ARGS}, build)
+
+
+def test_a_zoo_spreads_accuracies_and_its_networks_load_as_plain_modules(netspace_run: Path) -> None:
+    from nrtool.artifacts.zoo import load_zoo
+    from nrtool.netspace.architectures import net_from_weights
+    from nrtool.netspace.data import ImageSource, accuracy, load_images
+
+    zoo = load_zoo(netspace_run / "zoo.h5")
+    assert [len(zoo.of_split(s)) for s in ("train", "val", "test")] == [128, 16, 16]
+    tests = np.array([n.test_accuracy for n in zoo.nets])
+    assert tests.min() < 0.3 and tests.max() > 0.85  # barely trained to converged, as the thesis' zoos
+    epochs = np.array([n.epochs for n in zoo.nets])
+    assert np.corrcoef(epochs, tests)[0, 1] > 0.5
+    images = load_images(ImageSource())
+    best = zoo.nets[int(np.argmax(tests))]
+    net = net_from_weights(best.spec, best.weights)
+    assert abs(accuracy(net, images.images["test"], images.labels["test"]) - tests.max()) < 1e-6
+
+
+def test_decoded_networks_track_their_targets(netspace_run: Path, tmp_path: Path) -> None:
+    from nrtool.netspace.architectures import load_net
+
+    run_cli("netspace", "encode", netspace_run / "zoo.h5", "--model", netspace_run / "netspace.pt", "--split", "test",
+            "--out", tmp_path / "test.h5")
+    decoded = json.loads(run_cli("netspace", "decode", tmp_path / "test.h5", "--model", netspace_run / "netspace.pt",
+                                 "--out", tmp_path / "decoded", "--json").stdout)
+    assert len(decoded) == 16
+    target = np.array([d["target_accuracy"] for d in decoded])
+    predicted = np.array([d["test_accuracy"] for d in decoded])
+    gap, corr = float(np.abs(target - predicted).mean()), float(np.corrcoef(target, predicted)[0, 1])
+    print(f"decoded vs target test accuracy on 16 unseen networks: mean gap {gap:.3f}, correlation {corr:.3f}")
+    assert corr > CORRELATION_BOUND and gap < GAP_BOUND
+    # Not a collapse onto one network: the weakest targets' twins are clearly weaker than the strongest'.
+    order = np.argsort(target)
+    assert predicted[order[-4:]].mean() - predicted[order[:4]].mean() > 0.3
+    model, checkpoint = load_net(decoded[0]["path"])  # a checkpoint plain PyTorch reads
+    assert checkpoint["fused"] and sum(p.numel() for p in model.parameters()) == 62_006
+
+
+def test_embedding_interpolation_is_steady_where_weight_interpolation_is_not(netspace_run: Path, tmp_path: Path) -> None:
+    from nrtool.artifacts.zoo import load_zoo
+
+    model, zoo = netspace_run / "netspace.pt", netspace_run / "zoo.h5"
+    # Weakest to strongest test network (the command's default): the embedding line rises without falling back.
+    low_high = json.loads(run_cli("netspace", "interpolate", zoo, "--model", model, "--out", tmp_path / "line.png",
+                                  "--json").stdout)
+    print("weakest -> strongest: embedding", np.round(low_high["embedding_accuracy"], 2), "weights",
+          np.round(low_high["weight_accuracy"], 2))
+    assert (tmp_path / "line.png").stat().st_size > 10_000
+    assert low_high["steadiness"]["embedding_largest_fall"] < 0.05
+    assert low_high["embedding_accuracy"][-1] > low_high["embedding_accuracy"][0] + 0.2
+    # The two strongest test networks (different initialisations): the weights' midpoints fall apart
+    # (the loss barrier between two minima), the embeddings' do not.
+    strongest = sorted(load_zoo(zoo).of_split("test"), key=lambda n: n.test_accuracy)[-2:]
+    high_high = json.loads(run_cli("netspace", "interpolate", zoo, "--model", model, "--a", strongest[0].name, "--b",
+                                   strongest[1].name, "--out", tmp_path / "high.png", "--json").stdout)
+    along_embedding, along_weights = np.array(high_high["embedding_accuracy"]), np.array(high_high["weight_accuracy"])
+    print("strongest two: embedding", along_embedding.round(2), "weights", along_weights.round(2))
+    assert along_embedding.min() > min(along_embedding[0], along_embedding[-1]) - 0.05
+    assert along_weights.min() < min(high_high["targets"]) - WEIGHT_BARRIER
+    assert along_embedding.min() > along_weights.min() + WEIGHT_BARRIER
+
+
+def test_latent_space_optimisation_raises_accuracy(netspace_run: Path, tmp_path: Path) -> None:
+    from nrtool.artifacts.embeddings import load_embeddings
+    from nrtool.netspace.architectures import load_net
+
+    result = json.loads(run_cli("netspace", "optimize", netspace_run / "zoo.h5", "--model", netspace_run / "netspace.pt",
+                                "--out", tmp_path / "better.pt", "--steps", "100", "--json").stdout)
+    print({k: result[k] for k in ("name", "target_accuracy", "initial_accuracy", "optimized_accuracy", "best_step")})
+    assert result["optimized_accuracy"] >= result["initial_accuracy"] + LSO_GAIN
+    model, checkpoint = load_net(tmp_path / "better.pt")
+    assert abs(checkpoint["accuracy"]["test"] - result["optimized_accuracy"]) < 1e-9
+    assert load_embeddings(tmp_path / "better.h5").vectors.shape == (1, 256)
+
+
+def test_an_interrupted_zoo_resumes_to_the_same_networks(tmp_path: Path) -> None:
+    from nrtool.artifacts.zoo import load_zoo
+    from nrtool.errors import Interrupted
+    from nrtool.netspace.config import zoo_preset
+    from nrtool.netspace.data import ImageSource
+    from nrtool.netspace.zoo import train_zoo
+
+    settings = zoo_preset("tiny", count=5, val_nets=1, test_nets=1, max_epochs=2)
+
+    class StopAfter:
+        def __init__(self, epochs: int) -> None:
+            self.left = epochs
+
+        def task(self, description, total, unit="items"):
+            import contextlib
+
+            @contextlib.contextmanager
+            def run():
+                def advance(n: int = 1) -> None:
+                    self.left -= n
+                    if self.left <= 0:
+                        raise Interrupted()
+                yield advance
+            return run()
+
+    with pytest.raises(Interrupted):
+        train_zoo(tmp_path / "zoo.h5", settings, ImageSource(), "cpu", StopAfter(4))
+    assert not (tmp_path / "zoo.h5").exists() and (tmp_path / "zoo.h5.parts").is_dir()
+    report = train_zoo(tmp_path / "zoo.h5", settings, ImageSource(), "cpu")
+    assert report.resumed >= 1 and not (tmp_path / "zoo.h5.parts").exists()
+    train_zoo(tmp_path / "again.h5", settings, ImageSource(), "cpu")
+    resumed, straight = load_zoo(tmp_path / "zoo.h5"), load_zoo(tmp_path / "again.h5")
+    for a, b in zip(resumed.nets, straight.nets):
+        assert a.name == b.name and np.array_equal(a.weights, b.weights) and a.accuracy == b.accuracy
+
+
+def test_netspace_commands_refuse_bad_input(netspace_run: Path, tmp_path: Path) -> None:
+    model, zoo = netspace_run / "netspace.pt", netspace_run / "zoo.h5"
+    assert_clean_failure(run_cli("netspace", "zoo", "--out", tmp_path / "z.h5", "--architecture", "alexnet",
+                                 check=False), "architectures", tmp_path / "z.h5")
+    assert_clean_failure(run_cli("netspace", "train", model, "--out", tmp_path / "n.pt", check=False),
+                         "netspace.pt", tmp_path / "n.pt")
+    (tmp_path / "empty.h5").write_bytes(b"")
+    assert_clean_failure(run_cli("netspace", "encode", tmp_path / "empty.h5", "--model", model, "--out",
+                                 tmp_path / "e.h5", check=False), "empty.h5", tmp_path / "e.h5")
+    np.save(tmp_path / "wrong.npy", np.zeros((2, 100), np.float32))
+    assert_clean_failure(run_cli("netspace", "decode", tmp_path / "wrong.npy", "--model", model, "--out",
+                                 tmp_path / "d", check=False), "size 100", tmp_path / "d")
+    np.save(tmp_path / "nan.npy", np.full(256, np.nan, np.float32))
+    assert_clean_failure(run_cli("netspace", "decode", tmp_path / "nan.npy", "--model", model, "--out",
+                                 tmp_path / "d", check=False), "nan.npy", tmp_path / "d")
+    assert_clean_failure(run_cli("netspace", "interpolate", zoo, "--model", model, "--a", "nobody", "--out",
+                                 tmp_path / "i.png", check=False), "nobody", tmp_path / "i.png")
+    assert_clean_failure(run_cli("netspace", "optimize", zoo, "--model", model, "--steps", "0", "--out",
+                                 tmp_path / "o.pt", check=False), "steps", tmp_path / "o.pt")
+    run_cli("netspace", "zoo", "--out", tmp_path / "two.h5", "--architecture", "lenetlike", "--architecture",
+            "vanillacnn", "--count", "3", "--val-nets", "1", "--test-nets", "1", "--max-epochs", "1", "--quiet")
+    assert_clean_failure(run_cli("netspace", "train", tmp_path / "two.h5", "--out", tmp_path / "n.pt", check=False),
+                         "2 architectures", tmp_path / "n.pt")

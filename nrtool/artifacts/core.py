@@ -27,7 +27,7 @@ from nrtool import __version__
 from nrtool.errors import InputFileError, NrtoolError
 
 #: Current schema number of each artifact kind; bump on an incompatible layout change.
-SCHEMAS: dict[str, int] = {"inrs": 1, "samples": 1, "embeddings": 1, "predictions": 1, "scan": 1, "body-sequence": 1, "garment-codes": 1, "drape": 1, "masks": 1, "fit": 1}
+SCHEMAS: dict[str, int] = {"inrs": 1, "samples": 1, "embeddings": 1, "predictions": 1, "scan": 1, "body-sequence": 1, "garment-codes": 1, "drape": 1, "masks": 1, "fit": 1, "zoo": 1}
 
 STR_DTYPE = h5py.string_dtype(encoding="utf-8")
 
@@ -605,3 +605,22 @@ __all__ = [
     "sha256_file",
     "write_root_attrs",
 ]
+
+
+def read_vectors_npy(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[ItemInfo]]:
+    """A ``.npy`` of one vector (D,) or several (N, D) as float32 (N, D), with an item per row
+    (named after the file, ``STEM_007`` when several); one line naming the file if it is not one."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputFileError(p, "no such file")
+    try:
+        array = np.load(p, allow_pickle=False)  # never unpickle a user's file
+    except (ValueError, OSError) as exc:
+        raise InputFileError(p, f"not a readable .npy array ({exc})") from exc
+    if array.ndim == 1:
+        array = array[None]
+    if array.ndim != 2 or not np.issubdtype(array.dtype, np.floating):
+        raise InputFileError(p, f"expected a float array of shape (D,) or (N, D), got {array.dtype} {array.shape}")
+    items = [ItemInfo(f"{p.stem}_{i:03d}" if len(array) > 1 else p.stem, None, None, str(p), i, np.zeros(3), 1.0)
+             for i in range(len(array))]
+    return array.astype(np.float32), items

@@ -27,6 +27,7 @@ from nrtool.artifacts.core import (
     open_artifact,
     read_item_table,
     read_strings,
+    read_vectors_npy,
     write_item_table,
     write_root_attrs,
 )
@@ -112,16 +113,5 @@ def load_codes_any(path: str | os.PathLike[str]) -> GarmentCodes:
     p = Path(path)
     if p.suffix.lower() != ".npy":
         return load_garment_codes(p)
-    if not p.is_file():
-        raise InputFileError(p, "no such file")
-    try:
-        array = np.load(p, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise InputFileError(p, f"not a readable .npy array ({exc})") from exc
-    if array.ndim == 1:
-        array = array[None]
-    if array.ndim != 2 or not np.issubdtype(array.dtype, np.floating):
-        raise InputFileError(p, f"expected a float array of shape (D,) or (N, D), got {array.dtype} {array.shape}")
-    items = [ItemInfo(f"{p.stem}_{i:03d}" if len(array) > 1 else p.stem, None, None, str(p), i, np.zeros(3), 1.0)
-             for i in range(len(array))]
+    array, items = read_vectors_npy(p)
     return GarmentCodes(array.astype(np.float32), items, "unknown", [{} for _ in items])

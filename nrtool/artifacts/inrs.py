@@ -31,13 +31,10 @@ and the next run with the same settings picks up the finished batches.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import h5py
@@ -47,12 +44,12 @@ from nrtool.artifacts.architecture import SirenSpec
 from nrtool.artifacts.core import (
     ItemInfo,
     atomic_output,
-    atomic_write_bytes,
     open_artifact,
     read_item_table,
     write_item_table,
     write_root_attrs,
 )
+from nrtool.artifacts.parts import PartsFolder
 from nrtool.errors import InputFileError, NrtoolError
 
 KIND = "inrs"
@@ -174,84 +171,50 @@ def write_inrs(
 # ---------------------------------------------------------------- resumable progress
 
 
-class PartsStore:
-    """Finished batches of an in-progress run, kept beside the output as ``OUT.parts/``.
+class PartsStore(PartsFolder):
+    """Finished batches of an in-progress ``fit-inr`` run (:class:`PartsFolder`), one per batch."""
 
-    Each batch is one ``.npz`` written atomically, so a kill at any moment loses at most the
-    batch being fitted. ``settings.json`` records the run's settings; a later run with other
-    settings is refused unless it asks to overwrite.
-    """
-
-    def __init__(self, out: str | os.PathLike[str]) -> None:
-        self.out = Path(out)
-        self.folder = self.out.with_name(self.out.name + ".parts")
-
-    @property
-    def settings_file(self) -> Path:
-        return self.folder / "settings.json"
-
-    def exists(self) -> bool:
-        return self.folder.is_dir()
-
-    def settings(self) -> dict[str, Any] | None:
-        if not self.settings_file.exists():
-            return None
-        try:
-            return json.loads(self.settings_file.read_text())
-        except json.JSONDecodeError:
-            return None
-
-    def start(self, settings: dict[str, Any]) -> None:
-        self.folder.mkdir(exist_ok=True)
-        atomic_write_bytes(self.settings_file, json.dumps(settings, indent=1, sort_keys=True).encode())
+    prefix = "batch"
 
     def save_batch(self, items: Sequence[InrItem]) -> None:
         first = min(item.source_index for item in items)
-        final = self.folder / f"batch-{first:08d}.npz"
-        buffer = io.BytesIO()
-        np.savez(
-            buffer,
-            names=np.array([i.name for i in items]),
-            class_names=np.array([i.class_name or "" for i in items]),
-            splits=np.array([i.split or "" for i in items]),
-            sources=np.array([i.source for i in items]),
-            source_sha256=np.array([i.source_sha256 for i in items]),
-            source_index=np.array([i.source_index for i in items], dtype=np.int64),
-            center=np.stack([i.center for i in items]),
-            scale=np.array([i.scale for i in items]),
-            final_loss=np.array([i.final_loss for i in items], dtype=np.float32),
-            params=np.stack([i.params for i in items]).astype(np.float32),
-        )
-        atomic_write_bytes(final, buffer.getvalue())
+        self.save_part(f"{first:08d}", {
+            "names": np.array([i.name for i in items]),
+            "class_names": np.array([i.class_name or "" for i in items]),
+            "splits": np.array([i.split or "" for i in items]),
+            "sources": np.array([i.source for i in items]),
+            "source_sha256": np.array([i.source_sha256 for i in items]),
+            "source_index": np.array([i.source_index for i in items], dtype=np.int64),
+            "center": np.stack([i.center for i in items]),
+            "scale": np.array([i.scale for i in items]),
+            "final_loss": np.array([i.final_loss for i in items], dtype=np.float32),
+            "params": np.stack([i.params for i in items]).astype(np.float32),
+        })
 
     def load(self) -> list[InrItem]:
         """Every item of every complete batch file (damaged ones are ignored and refitted)."""
         items: list[InrItem] = []
-        for path in sorted(self.folder.glob("batch-*.npz")):
+        for data in self.load_parts():
             try:
-                with np.load(path, allow_pickle=False) as data:
-                    hashes = data["source_sha256"] if "source_sha256" in data else [""] * len(data["names"])
-                    for i, name in enumerate(data["names"]):
-                        items.append(
-                            InrItem(
-                                name=str(name),
-                                class_name=str(data["class_names"][i]) or None,
-                                split=str(data["splits"][i]) or None,
-                                source=str(data["sources"][i]),
-                                source_index=int(data["source_index"][i]),
-                                center=data["center"][i],
-                                scale=float(data["scale"][i]),
-                                final_loss=float(data["final_loss"][i]),
-                                params=data["params"][i],
-                                source_sha256=str(hashes[i]),
-                            )
-                        )
-            except (OSError, ValueError, KeyError):
+                hashes = data["source_sha256"] if "source_sha256" in data else [""] * len(data["names"])
+                items.extend(
+                    InrItem(
+                        name=str(name),
+                        class_name=str(data["class_names"][i]) or None,
+                        split=str(data["splits"][i]) or None,
+                        source=str(data["sources"][i]),
+                        source_index=int(data["source_index"][i]),
+                        center=data["center"][i],
+                        scale=float(data["scale"][i]),
+                        final_loss=float(data["final_loss"][i]),
+                        params=data["params"][i],
+                        source_sha256=str(hashes[i]),
+                    )
+                    for i, name in enumerate(data["names"])
+                )
+            except (ValueError, KeyError, IndexError):
                 continue
         return items
 
     def has_batches(self) -> bool:
-        return any(self.folder.glob("batch-*.npz"))
-
-    def remove(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
+        return self.has_parts()

@@ -137,6 +137,21 @@ def build(spec: dict[str, Any]) -> nn.Module:
     raise ValueError(f"unknown architecture {kind!r} (known: {', '.join(ARCHITECTURES)})")
 
 
+def net_from_weights(spec: dict[str, Any], weights: Any) -> nn.Module:
+    """The fused network of ``spec`` holding the flat ``weights`` (``named_parameters`` order), in
+    eval mode: how a zoo's stored networks and decoded PReps become plain modules."""
+    from nrtool.errors import NrtoolError
+    from nrtool.netspace.fusion import fuse_bn
+
+    model = fuse_bn(build(spec))
+    flat = torch.as_tensor(weights, dtype=torch.float32).reshape(-1)
+    count = parameter_count(model)
+    if flat.numel() != count:
+        raise NrtoolError(f"{spec.get('architecture')}: {flat.numel()} weights given, the network has {count}")
+    torch.nn.utils.vector_to_parameters(flat, model.parameters())
+    return model.eval()
+
+
 def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
