@@ -93,6 +93,8 @@ def train_cmd(
     zoo: Path = typer.Argument(..., help="A zoo artifact (`nrtool netspace zoo`)."),
     out: Path = typer.Option(..., "--out", "-o", help="Checkpoint to write (training curves go to the same name .png)."),
     preset: str = typer.Option("tiny", help="tiny | small | paper (thesis: embedding 4096, meta-batch 8, Adam 1e-4)."),
+    teacher: Optional[Path] = typer.Option(None, help="Several architectures: the network to distil from (Eq. 4.3; "
+                                           "the thesis uses a ResNet56). Default: the zoo's best training network."),
     device: str = DEVICE_OPTION,
     restart: bool = RESTART_OPTION,
     json_out: bool = JSON_OPTION,
@@ -101,7 +103,9 @@ def train_cmd(
 ) -> None:
     """Learn the space of a zoo's networks: encoder + decoder trained so that decoded networks
     behave like their targets (distillation, T = 4). Keeps the epoch whose decoded validation
-    networks' accuracy is closest to their targets'. An interrupted run resumes.
+    networks' accuracy is closest to their targets'. A zoo of several architectures adds the
+    ClassId head and the interpolation loss (Eq. 4.3-4.12) and keeps the epoch of the best decoded
+    accuracy. An interrupted run resumes.
 
     Example: `nrtool netspace train zoo.h5 --out netspace.pt --epochs 10`
     """
@@ -112,10 +116,14 @@ def train_cmd(
     check_device(device)
     from nrtool.netspace.train import train_netspace
 
-    report = train_netspace(zoo, out, config, training, device, progress(), restart=restart)
+    report = train_netspace(zoo, out, config, training, device, progress(), restart=restart, teacher_path=teacher)
     best = report.best
-    print_training(report, json_out, f"{report.details['train_nets']} training networks; validation gap "
-                   f"{best.get('val_gap', float('nan')):.1%} (accuracy points), correlation {best.get('val_corr', float('nan')):.2f}")
+    text = (f"{report.details['train_nets']} training networks; validation gap {best.get('val_gap', float('nan')):.1%} "
+            f"(accuracy points), correlation {best.get('val_corr', float('nan')):.2f}")
+    if "val_class_accuracy" in best:
+        text += (f", decoded accuracy {best['val_decoded_accuracy']:.1%}, ClassId accuracy "
+                 f"{best['val_class_accuracy']:.1%}")
+    print_training(report, json_out, text)
 
 
 @netspace_app.command("encode")
@@ -194,9 +202,12 @@ def interpolate_cmd(
     if json_out:
         print_json(result.__dict__)
     elif not OPTIONS.quiet:
-        e, w = result.embedding_accuracy, result.weight_accuracy
-        print(f"{out}: {result.a} -> {result.b}: along the embeddings "
-              + " ".join(f"{v:.0%}" for v in e) + "; along the weights " + " ".join(f"{v:.0%}" for v in w))
+        line = " ".join(f"{v:.0%}" for v in result.embedding_accuracy)
+        if len(set(result.architectures)) > 1:
+            line += " (decoded as " + " ".join(result.architectures) + ")"
+        if result.weight_accuracy:
+            line += "; along the weights " + " ".join(f"{v:.0%}" for v in result.weight_accuracy)
+        print(f"{out}: {result.a} -> {result.b}: along the embeddings {line}")
 
 
 @netspace_app.command("optimize")

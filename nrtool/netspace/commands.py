@@ -110,7 +110,8 @@ def decode_file(path: str | os.PathLike[str], model_path: str | os.PathLike[str]
         vectors, labels, targets = vectors[rows], list(names), [targets[r] for r in rows]
     if not np.isfinite(vectors).all():
         raise InputFileError(path, "holds NaN or infinite embedding values")
-    return decode_embeddings(model, np.asarray(vectors, dtype=np.float32), labels, out, targets, command, torch_device)
+    return decode_embeddings(model, np.asarray(vectors, dtype=np.float32), labels, out, targets, command, torch_device,
+                             force)
 
 
 def interpolate_file(zoo_path: str | os.PathLike[str], model_path: str | os.PathLike[str],

@@ -84,9 +84,8 @@ def _image_folder(root: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
     images, labels = [], []
     for index, name in enumerate(classes):
         for path in sorted(p for p in (root / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
-            image = np.asarray(read_image(path), dtype=np.float32)
-            image = image / (65535.0 if image.max() > 255 else 255.0)
-            images.append(image if image.ndim == 2 else image[..., :3])
+            image = np.asarray(read_image(path), dtype=np.float32) / 255.0  # 8-bit BGR
+            images.append(image if image.ndim == 2 else image[..., 2::-1])
             labels.append(index)
     if len(classes) < 2 or len(images) < 10:
         raise InputFileError(root, f"needs at least 2 class folders and 10 images, found {len(classes)} classes "

@@ -8,8 +8,10 @@
   it along the straight line between their weights (thesis Sec. 4.4.2, Fig. 4.4).
 - :func:`optimize_embedding`: latent-space optimisation (Sec. 4.4.7): encoder and decoder frozen,
   the embedding alone descends ``alpha * KD(teacher, T) + (1 - alpha) * CE`` on training images
-  (CE alone without a teacher); the embedding kept is the one whose decoded network scores best
-  on the validation images, as the thesis stops when accuracy no longer improves.
+  (CE alone without a teacher), plus the ClassId's CE towards the start network's architecture in
+  a multi-architecture space (the thesis' ``L_class``); the PRep is read as that architecture. The
+  embedding kept is the one whose decoded network scores best on the validation images, as the
+  thesis stops when accuracy no longer improves.
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ class DecodedNet:
 
 def decode_embeddings(model: LoadedNetSpace, vectors: np.ndarray, names: Sequence[str], out: str | os.PathLike[str],
                       targets: Sequence[float | None], command: list[str] | None = None,
-                      device: torch.device | str = "cpu") -> list[DecodedNet]:
+                      device: torch.device | str = "cpu", force: bool = False) -> list[DecodedNet]:
     """One checkpoint per embedding in the folder ``out`` (written atomically as a whole)."""
     from nrtool.artifacts.core import atomic_folder, safe_child
     from nrtool.netspace.architectures import save_net
@@ -99,7 +101,7 @@ def decode_embeddings(model: LoadedNetSpace, vectors: np.ndarray, names: Sequenc
                           f"embedding {model.config.embedding}")
     images = netspace_images(model, device)
     results = []
-    with atomic_folder(out) as tmp:
+    with atomic_folder(out, force) as tmp:
         for vector, name, target in zip(vectors, names, targets):
             net, architecture = model.decoded_net(torch.as_tensor(vector, device=device))
             net = net.to(device)
@@ -118,8 +120,9 @@ class Interpolation:
     b: str
     gammas: list[float]
     embedding_accuracy: list[float]
-    weight_accuracy: list[float]
+    weight_accuracy: list[float]  # empty when the two networks' architectures differ
     targets: tuple[float, float]
+    architectures: list[str] = field(default_factory=list)  # the decoded architecture at each point
     steadiness: dict[str, float] = field(default_factory=dict)
 
 
@@ -134,27 +137,29 @@ def steadiness(values: Sequence[float]) -> dict[str, float]:
 
 def interpolate(model: LoadedNetSpace, a: ZooNet, b: ZooNet, steps: int, where: str,
                 device: torch.device | str = "cpu") -> Interpolation:
-    """Test accuracy of the decoded ``(1 - g) e_a + g e_b`` and of the weights ``(1 - g) w_a + g w_b``."""
+    """Test accuracy of the decoded ``(1 - g) e_a + g e_b`` and, for two networks of one
+    architecture, of the weights ``(1 - g) w_a + g w_b``."""
     from nrtool.netspace.architectures import net_from_weights
 
     if steps < 2:
         raise NrtoolError(f"--steps must be at least 2, got {steps}")
-    if a.architecture != b.architecture:
-        raise NrtoolError(f"{a.name} and {b.name} are of different architectures: their weights cannot be interpolated")
     images = netspace_images(model, device)
     x, y = images.images["test"], images.labels["test"]
     e = torch.as_tensor(embed(model, [a, b], where, device), device=device)
     gammas = np.linspace(0.0, 1.0, steps)
-    along_embedding, along_weights = [], []
+    along_embedding, along_weights, decoded_as = [], [], []
     for g in gammas:
-        net, _ = model.decoded_net((1 - g) * e[0] + g * e[1])
+        net, architecture = model.decoded_net((1 - g) * e[0] + g * e[1])
         along_embedding.append(accuracy(net.to(device), x, y))
-        weights = (1 - g) * a.weights + g * b.weights
-        along_weights.append(accuracy(net_from_weights(a.spec, weights.astype(np.float32)).to(device), x, y))
+        decoded_as.append(model.architectures[architecture]["name"])
+        if a.architecture == b.architecture:
+            weights = (1 - g) * a.weights + g * b.weights
+            along_weights.append(accuracy(net_from_weights(a.spec, weights.astype(np.float32)).to(device), x, y))
+    measures = {"embedding_" + k: v for k, v in steadiness(along_embedding).items()}
+    if along_weights:
+        measures |= {"weights_" + k: v for k, v in steadiness(along_weights).items()}
     return Interpolation(a.name, b.name, [float(g) for g in gammas], along_embedding, along_weights,
-                         (a.test_accuracy, b.test_accuracy),
-                         {"embedding_" + k: v for k, v in steadiness(along_embedding).items()}
-                         | {"weights_" + k: v for k, v in steadiness(along_weights).items()})
+                         (a.test_accuracy, b.test_accuracy), decoded_as, measures)
 
 
 def interpolation_plot(result: Interpolation, png: str | os.PathLike[str], title: str = "") -> None:
@@ -166,8 +171,14 @@ def interpolation_plot(result: Interpolation, png: str | os.PathLike[str], title
     from nrtool.figures import save_figure
 
     fig, ax = plt.subplots(figsize=(5.6, 3.6))
-    ax.plot(result.gammas, np.array(result.embedding_accuracy) * 100, "o-", label="NetSpace embedding line")
-    ax.plot(result.gammas, np.array(result.weight_accuracy) * 100, "s--", label="straight line between the weights")
+    ax.plot(result.gammas, np.array(result.embedding_accuracy) * 100, "-", c="C0", label="NetSpace embedding line")
+    names = list(dict.fromkeys(result.architectures))
+    for k, name in enumerate(names):  # one marker per decoded architecture (several: a multi-architecture space)
+        at = [i for i, a in enumerate(result.architectures) if a == name]
+        ax.plot(np.array(result.gammas)[at], np.array(result.embedding_accuracy)[at] * 100, "osD^v"[k % 5], c="C0",
+                label=f"decoded as {name}" if len(names) > 1 else None)
+    if result.weight_accuracy:
+        ax.plot(result.gammas, np.array(result.weight_accuracy) * 100, "s--", c="C1", label="straight line between the weights")
     ax.scatter([0, 1], np.array(result.targets) * 100, marker="*", s=140, c="k", zorder=3, label="targets")
     ax.set(xlabel=f"γ  ({result.a} → {result.b})", ylabel="test accuracy (%)", title=title or "interpolation")
     ax.grid(alpha=0.3)
@@ -204,6 +215,7 @@ def optimize_embedding(model: LoadedNetSpace, net: ZooNet, steps: int, lr: float
     for p in model.model.parameters():
         p.requires_grad_(False)
     embedding = torch.as_tensor(embed(model, [net], where, device)[0], device=device).clone().requires_grad_(True)
+    wanted = torch.tensor([architecture], device=device)
     optimizer = torch.optim.Adam([embedding], lr=lr)
     generator = torch.Generator().manual_seed(seed)
     x, y = images.images["train"], images.labels["train"]
@@ -227,6 +239,8 @@ def optimize_embedding(model: LoadedNetSpace, net: ZooNet, steps: int, lr: float
                 with torch.no_grad():
                     taught = teacher(x[index])
                 loss = alpha * distillation_loss(logits, taught, T) + (1 - alpha) * loss
+            if model.model.class_id is not None:  # keep the embedding where its architecture is (L_class)
+                loss = loss + torch.nn.functional.cross_entropy(model.model.class_id(embedding[None]), wanted)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -7,6 +7,9 @@ its target: ``KL(softmax(t / T) || softmax(p / T)) * T^2`` with ``T = 4``, ``t``
 network's logits, averaged over the meta-batch. Validation decodes the validation networks and
 compares their accuracy on the validation images with their targets'; the epoch kept is the one
 with the smallest mean gap (the thesis' "validation error"), through the one training loop.
+Several architectures (Eq. 4.3-4.12): :class:`NetSpaceTrainer` has the losses, a teacher network
+replaces the targets' own logits, and the epoch kept decodes every validation network into its
+own architecture first, then has the best decoded accuracy.
 
 The encoder sees each PRep standardised per element, ``(prep - mean) / (std + 1e-3)`` with the
 mean and standard deviation of that element over the training networks (stored with the model).
@@ -112,82 +115,159 @@ class LoadedNetSpace:
 
 
 class NetSpaceTrainer:
-    """One epoch of single-architecture NetSpace (Eq. 4.1), for :func:`nrtool.training.run_training`."""
+    """One epoch of NetSpace, for :func:`nrtool.training.run_training`.
+
+    One architecture: the distillation of each target (Eq. 4.1). Several (Eq. 4.3-4.12, as the
+    official code computes them): every PRep is loaded into the architecture its embedding's
+    ClassId predicts; ``L_kd = a KD(teacher, T) + (1 - a) CE`` plus ``L_class`` (CE of the ClassId)
+    per network, and for every pair of the meta-batch made of the first and the last ClassId, the
+    embeddings ``(1 - g) e_A + g e_B`` at ``g = i / (A - 1)``, ``i = 1 .. A - 2``, must decode into
+    architecture ``i`` (CE, summed) with the same ``L_kd``.
+    """
 
     def __init__(self, zoo: Zoo, images: ImageSplits, config: NetSpaceConfig, training: NetSpaceTraining,
-                 device: torch.device) -> None:
+                 device: torch.device, teacher: nn.Module | None = None) -> None:
         self.architectures = zoo.architectures()
-        if len(self.architectures) != 1:
-            raise InputFileError(zoo.path, f"holds {len(self.architectures)} architectures "
-                                 f"({', '.join(self.architectures)}); `netspace train` learns the space of one "
-                                 "architecture (the multi-architecture setting, Eq. 4.3-4.12, is not built yet)")
         self.train_nets, self.val_nets = zoo.of_split("train"), zoo.of_split("val")
         if len(self.train_nets) < config.meta_batch:
             raise InputFileError(zoo.path, f"has {len(self.train_nets)} training networks, fewer than the "
                                  f"meta-batch of {config.meta_batch}")
         if not self.val_nets:
             raise InputFileError(zoo.path, "has no validation networks (split 'val')")
+        if len(self.architectures) > 1 and teacher is None:
+            raise NrtoolError("several architectures need a teacher network (Eq. 4.3)")
         torch.manual_seed(training.seed)
         self.config, self.training, self.device, self.images = config, training, device, images
+        self.teacher = teacher.to(device).eval() if teacher is not None else None
         largest = max(len(n.weights) for n in zoo.nets)
         self.prep_shape = prep_shape(largest, config.prep_width)
         self.train_preps = preps_of(self.train_nets, self.prep_shape).to(device)
         self.val_preps = preps_of(self.val_nets, self.prep_shape).to(device)
         self.prep_mean, self.prep_std = self.train_preps.mean(0), self.train_preps.std(0)
-        self.template = net_from_weights(self.train_nets[0].spec, self.train_nets[0].weights).to(device)
-        self.specs = [{"name": self.architectures[0], "spec": self.train_nets[0].spec,
-                       "parameters": len(self.train_nets[0].weights)}]
-        self.model = NetSpace(config.embedding, self.prep_shape[1], self.prep_shape[2], 1, config.channels,
-                              config.channels3).to(device)
+        first = {a: next(n for n in zoo.nets if n.architecture == a) for a in self.architectures}
+        self.templates = [net_from_weights(first[a].spec, first[a].weights).to(device) for a in self.architectures]
+        self.specs = [{"name": a, "spec": first[a].spec, "parameters": len(first[a].weights)} for a in self.architectures]
+        self.train_ids = torch.tensor([self.architectures.index(n.architecture) for n in self.train_nets], device=device)
+        self.val_ids = [self.architectures.index(n.architecture) for n in self.val_nets]
+        self.model = NetSpace(config.embedding, self.prep_shape[1], self.prep_shape[2], len(self.architectures),
+                              config.channels, config.channels3).to(device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.scheduler = None
         self.generator = torch.Generator().manual_seed(training.seed)
         self.rng = None
         self.steps_per_epoch = training.steps
 
-    def step_loss(self, nets: torch.Tensor, image_index: torch.Tensor) -> torch.Tensor:
-        x = self.images.images["train"][image_index]
+    @property
+    def multi(self) -> bool:
+        return len(self.architectures) > 1
+
+    def _kd(self, logits: torch.Tensor, taught: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """``L_kd`` of Eq. 4.5."""
+        alpha = self.config.kd_alpha
+        return alpha * distillation_loss(logits, taught, self.config.temperature) + \
+            (1 - alpha) * nn.functional.cross_entropy(logits, labels)
+
+    def step_loss(self, nets: torch.Tensor, image_index: torch.Tensor) -> dict[str, torch.Tensor]:
+        x, y = self.images.images["train"][image_index], self.images.labels["train"][image_index]
         targets = self.train_preps[nets]
-        predicted = self.model(standardised(targets, self.prep_mean, self.prep_std))
-        loss = torch.zeros((), device=self.device)
-        for target, prep in zip(targets, predicted):
-            with torch.no_grad():
-                teacher = forward_with(self.template, target, x)
-            loss = loss + distillation_loss(forward_with(self.template, prep, x), teacher, self.config.temperature)
-        return loss / len(nets)
+        embeddings = self.model.encoder(standardised(targets, self.prep_mean, self.prep_std))
+        predicted = self.model.decoder(embeddings)
+        if not self.multi:
+            loss = torch.zeros((), device=self.device)
+            for target, prep in zip(targets, predicted):
+                with torch.no_grad():
+                    teacher = forward_with(self.templates[0], target, x)
+                loss = loss + distillation_loss(forward_with(self.templates[0], prep, x), teacher,
+                                                self.config.temperature)
+            return {"loss": loss / len(nets), "kd": loss / len(nets)}
+        with torch.no_grad():
+            taught = self.teacher(x)
+        ids = self.train_ids[nets]
+        scores = self.model.class_id(embeddings)
+        terms = {"class": nn.functional.cross_entropy(scores, ids, reduction="sum"),
+                 "kd": sum(self._kd(forward_with(self.templates[int(c)], p, x), taught, y)
+                           for c, p in zip(scores.argmax(1), predicted))}
+        mixtures = boundary_mixtures(ids.tolist(), len(self.architectures))
+        if mixtures:
+            e = torch.stack([(1 - g) * embeddings[i] + g * embeddings[j] for i, j, g, _ in mixtures])
+            wanted = [k for _, _, _, k in mixtures]
+            mixed_scores, mixed_preps = self.model.class_id(e), self.model.decoder(e)
+            terms["interp_class"] = nn.functional.cross_entropy(
+                mixed_scores, torch.tensor(wanted, device=self.device), reduction="sum")
+            terms["interp_kd"] = sum(self._kd(forward_with(self.templates[int(c)], p, x), taught, y)
+                                     for c, p in zip(mixed_scores.argmax(1), mixed_preps))
+        terms["loss"] = sum(terms.values())
+        return terms
 
     def train_epoch(self, epoch: int, advance: Any, out_of_time: Any) -> dict[str, float]:
-        total, steps = 0.0, 0
+        totals: dict[str, float] = {}
+        steps = 0
         images = len(self.images.images["train"])
         for _ in range(self.steps_per_epoch):
             nets = torch.randperm(len(self.train_nets), generator=self.generator)[: self.config.meta_batch]
             image_index = torch.randint(0, images, (self.config.image_batch,), generator=self.generator)
-            loss = self.step_loss(nets.to(self.device), image_index.to(self.device))
-            if not torch.isfinite(loss):
-                raise NrtoolError(f"NetSpace training diverged at epoch {epoch} (loss {float(loss)}); "
+            terms = self.step_loss(nets.to(self.device), image_index.to(self.device))
+            if not torch.isfinite(terms["loss"]):
+                raise NrtoolError(f"NetSpace training diverged at epoch {epoch} (loss {terms['loss'].item()}); "
                                   "lower --lr")
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            terms["loss"].backward()
             self.optimizer.step()
-            total, steps = total + loss.item(), steps + 1
+            for key, value in terms.items():
+                totals[key] = totals.get(key, 0.0) + float(value.detach())
+            steps += 1
             advance(1)
             if out_of_time():
                 break
-        return {"train_kd": total / max(1, steps), "steps": steps}
+        return {f"train_{k}": v / max(1, steps) for k, v in totals.items()} | {"steps": steps}
 
     @torch.no_grad()
     def validate(self, epoch: int) -> dict[str, float]:
         self.model.eval()
-        predicted = self.model(standardised(self.val_preps, self.prep_mean, self.prep_std))
+        embeddings = self.model.encoder(standardised(self.val_preps, self.prep_mean, self.prep_std))
+        predicted = self.model.decoder(embeddings)
+        ids = (self.model.class_id(embeddings).argmax(1).tolist() if self.multi else [0] * len(self.val_nets))
         x, y = self.images.images["val"], self.images.labels["val"]
-        decoded = np.array([accuracy(lambda batch, p=p: forward_with(self.template, p, batch), x, y) for p in predicted])
+
+        def score(prep: torch.Tensor, architecture: int) -> float:
+            return accuracy(lambda batch: forward_with(self.templates[architecture], prep, batch), x, y)
+
+        decoded = np.array([score(p, c) for p, c in zip(predicted, ids)])
         targets = np.array([n.accuracy[1] for n in self.val_nets])
         self.model.train()
-        return {"val_gap": float(np.abs(decoded - targets).mean()), "val_corr": correlation(decoded, targets),
-                "val_decoded_accuracy": float(decoded.mean())}
+        record = {"val_gap": float(np.abs(decoded - targets).mean()), "val_corr": correlation(decoded, targets),
+                  "val_decoded_accuracy": float(decoded.mean())}
+        if self.multi:
+            record["val_class_accuracy"] = float(np.mean(np.array(ids) == np.array(self.val_ids)))
+            mixtures = boundary_mixtures(self.val_ids, len(self.architectures))
+            if mixtures:
+                e = torch.stack([(1 - g) * embeddings[i] + g * embeddings[j] for i, j, g, _ in mixtures])
+                chosen = self.model.class_id(e).argmax(1).tolist()
+                preps = self.model.decoder(e)
+                record["val_interpolated_accuracy"] = float(np.mean([score(p, c) for p, c in zip(preps, chosen)]))
+                record["val_interpolated_class_accuracy"] = float(np.mean([c == m[3] for c, m in zip(chosen, mixtures)]))
+        return record
 
     def score(self, record: dict[str, float]) -> tuple[float, ...] | None:
-        return (record["val_gap"],) if "val_gap" in record else None
+        if "val_gap" not in record:
+            return None
+        if not self.multi:
+            return (record["val_gap"],)
+        # The official code keeps the highest mean accuracy of the decoded and interpolated networks;
+        # ours first asks the validation networks to decode into their own architectures (a network
+        # of the wrong architecture is wrong however accurate), then the same mean accuracy.
+        values = [record["val_decoded_accuracy"]] + ([record["val_interpolated_accuracy"]]
+                                                     if "val_interpolated_accuracy" in record else [])
+        return (-record["val_class_accuracy"], -float(np.mean(values)))
+
+
+def boundary_mixtures(ids: list[int], architectures: int) -> list[tuple[int, int, float, int]]:
+    """The interpolation loss' samples (Eq. 4.12): ``(i, j, gamma, class)`` for every pair of
+    networks ``i`` of the first ClassId and ``j`` of the last, at ``gamma = k / (A - 1)`` with the
+    wanted ClassId ``k = 1 .. A - 2`` (none with fewer than three architectures)."""
+    last = architectures - 1
+    return [(i, j, k / last, k) for i, a in enumerate(ids) if a == 0 for j, b in enumerate(ids) if b == last
+            for k in range(1, last)]
 
 
 def correlation(a: np.ndarray, b: np.ndarray) -> float:
@@ -242,8 +322,13 @@ def load_netspace(path: str | os.PathLike[str], device: torch.device | str = "cp
 @holds_output_lock("out")
 def train_netspace(zoo_path: str | os.PathLike[str], out: str | os.PathLike[str], config: NetSpaceConfig,
                    training: NetSpaceTraining, device: str = "auto", progress: Progress | None = None,
-                   plot: bool = True, restart: bool = False) -> TrainReport:
-    """Train NetSpace on a ``zoo`` artifact and write the checkpoint (+ curves PNG); resumable."""
+                   plot: bool = True, restart: bool = False,
+                   teacher_path: str | os.PathLike[str] | None = None) -> TrainReport:
+    """Train NetSpace on a ``zoo`` artifact and write the checkpoint (+ curves PNG); resumable.
+
+    A zoo of several architectures needs a teacher (Eq. 4.3): ``teacher_path`` (a network
+    checkpoint; the thesis uses a ResNet56), else the zoo's network of highest validation accuracy.
+    """
     from nrtool.artifacts.core import sha256_file
     from nrtool.artifacts.zoo import load_zoo
     from nrtool.figures import training_curves
@@ -252,15 +337,35 @@ def train_netspace(zoo_path: str | os.PathLike[str], out: str | os.PathLike[str]
     out, torch_device, progress = start_training(out, device, progress, config, training)
     zoo = load_zoo(zoo_path)
     images = images_for(zoo, torch_device)
-    trainer = NetSpaceTrainer(zoo, images, config, training, torch_device)
+    teacher, teacher_name, notes = _teacher_for(zoo, teacher_path)
+    trainer = NetSpaceTrainer(zoo, images, config, training, torch_device, teacher)
     settings = {"config": config.to_dict(), "training": {k: v for k, v in training.to_dict().items() if k != "time_limit"},
-                "zoo": sha256_file(zoo_path)}
+                "zoo": sha256_file(zoo_path), "teacher": teacher_name}
     run = run_training(trainer, out, "netspace", settings, training, progress, restart, "training NetSpace")
     save_netspace(out, trainer, run.best_state, zoo, run.history)
     png = out.with_suffix(".png")
     if plot:
         training_curves(run.history, png, f"{out.name}: NetSpace {config.preset}", run.best_epoch)
     run.finish()
-    return run.report(out, png if plot else None, architectures=trainer.architectures, config=config.to_dict(),
-                      device=str(torch_device), train_nets=len(trainer.train_nets), val_nets=len(trainer.val_nets),
-                      prep_shape=list(trainer.prep_shape))
+    report = run.report(out, png if plot else None, architectures=trainer.architectures, config=config.to_dict(),
+                        device=str(torch_device), train_nets=len(trainer.train_nets), val_nets=len(trainer.val_nets),
+                        prep_shape=list(trainer.prep_shape), teacher=teacher_name)
+    report.notes += notes
+    return report
+
+
+def _teacher_for(zoo: Zoo, path: str | os.PathLike[str] | None) -> tuple[nn.Module | None, str | None, list[str]]:
+    """The teacher of a multi-architecture training, its name, and a note when it was chosen here."""
+    from nrtool.artifacts.core import sha256_file
+    from nrtool.netspace.architectures import load_net
+
+    if len(zoo.architectures()) == 1:
+        if path is not None:
+            return None, None, ["--teacher is not used with one architecture (each network is its own target)"]
+        return None, None, []
+    if path is not None:
+        return load_net(path)[0], f"{path} ({sha256_file(path)[:12]})", []
+    best = max(zoo.of_split("train"), key=lambda n: n.accuracy[1])
+    return (net_from_weights(best.spec, best.weights), best.name,
+            [f"teacher: {best.name} ({best.architecture}, validation accuracy {best.accuracy[1]:.1%}), the zoo's "
+             "best training network (pass --teacher for a stronger one; the thesis uses a ResNet56)"])

@@ -135,6 +135,10 @@ def train_zoo(out: str | os.PathLike[str], settings: ZooSettings, source: ImageS
 
     settings.validate()
     out = check_output_file(out, "--out")
+    if source.source != "digits":  # a folder: recorded absolute, so NetSpace finds it from anywhere
+        from pathlib import Path
+
+        source = ImageSource(str(Path(source.source).resolve()), source.size, source.channels, source.seed)
     torch_device = resolve_device(device)
     progress = progress or SilentProgress()
     images = load_images(source)
