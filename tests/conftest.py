@@ -397,6 +397,36 @@ def layer_models(drape_models: dict[str, Path], garment_models: dict[str, Path],
             **{k: drape_models[k] for k in ("top", "z", "motion", "body")}}
 
 
+# ---------------------------------------------------------------- real shapes shared by ProbeGen and NetSpace
+
+PSB_CLASSES = ("airplane", "chair", "cup", "hand", "table")
+
+
+@pytest.fixture(scope="session")
+def psb_subset(shared_artifacts) -> dict[str, Path]:
+    """5 PSB classes (8 train / 4 test meshes each, the first of each folder), tiny INRs, a
+    ProbeGen encoder trained with the tiny defaults, its embeddings and a classifier on them, and
+    the raw weights as embeddings: cached across sessions (read-only). NetSpace's SDF experiment
+    uses the INRs."""
+
+    def build(folder: Path) -> None:
+        data = folder / "psb"
+        for name in PSB_CLASSES:
+            for split, count in (("train", 8), ("test", 4)):
+                (data / name / split).mkdir(parents=True)
+                for mesh in sorted((SHARED_DATA / "psb" / name / split).glob("*.ply"))[:count]:
+                    (data / name / split / mesh.name).symlink_to(mesh)
+        run_cli("fit-inr", data, "--out", folder / "inrs.h5", "--preset", "tiny", "--quiet")
+        run_cli("train", "probegen", folder / "inrs.h5", "--out", folder / "pg.pt", "--quiet")
+        run_cli("encode", folder / "inrs.h5", "--encoder", "probegen", "--model", folder / "pg.pt", "--out",
+                folder / "pg.h5", "--quiet")
+        run_cli("train", "classifier", folder / "pg.h5", "--out", folder / "clf.pt", "--quiet")
+        run_cli("encode", folder / "inrs.h5", "--encoder", "raw", "--out", folder / "raw.h5", "--quiet")
+
+    folder = shared_artifacts.get("probegen-psb-subset", {"classes": PSB_CLASSES}, build)
+    return {name: folder / name for name in ("inrs.h5", "pg.pt", "pg.h5", "clf.pt", "raw.h5")}
+
+
 #: Test modules that build the longest shared chains, collected first: under pytest-xdist each
 #: starts on a worker of its own at once rather than last, behind the quick modules.
 LONG_CHAINS_FIRST = ("test_inr2vec.py", "test_drape_layers.py", "test_fit_scan.py", "test_drape.py", "test_probegen.py",

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import SHARED_DATA, assert_clean_failure, requires_psb, run_cli
+from conftest import assert_clean_failure, requires_psb, run_cli
 
 from nrtool.artifacts.inrs import load_inrs
 
@@ -90,31 +90,6 @@ def test_training_refuses_unlabelled_inrs(fitted_inrs: Path) -> None:
 
 # ---------------------------------------------------------------- the gain on real shapes
 
-PSB_CLASSES = ("airplane", "chair", "cup", "hand", "table")
-
-
-@pytest.fixture(scope="module")
-def psb_subset(shared_artifacts) -> dict[str, Path]:
-    """5 PSB classes (8 train / 4 test meshes each, the first of each folder), tiny INRs, a
-    ProbeGen encoder trained with the tiny defaults, its embeddings and a classifier on them, and
-    the raw weights as embeddings: cached across sessions (read-only)."""
-
-    def build(folder: Path) -> None:
-        data = folder / "psb"
-        for name in PSB_CLASSES:
-            for split, count in (("train", 8), ("test", 4)):
-                (data / name / split).mkdir(parents=True)
-                for mesh in sorted((SHARED_DATA / "psb" / name / split).glob("*.ply"))[:count]:
-                    (data / name / split / mesh.name).symlink_to(mesh)
-        run_cli("fit-inr", data, "--out", folder / "inrs.h5", "--preset", "tiny", "--quiet")
-        run_cli("train", "probegen", folder / "inrs.h5", "--out", folder / "pg.pt", "--quiet")
-        run_cli("encode", folder / "inrs.h5", "--encoder", "probegen", "--model", folder / "pg.pt", "--out",
-                folder / "pg.h5", "--quiet")
-        run_cli("train", "classifier", folder / "pg.h5", "--out", folder / "clf.pt", "--quiet")
-        run_cli("encode", folder / "inrs.h5", "--encoder", "raw", "--out", folder / "raw.h5", "--quiet")
-
-    folder = shared_artifacts.get("probegen-psb-subset", {"classes": PSB_CLASSES}, build)
-    return {name: folder / name for name in ("inrs.h5", "pg.pt", "pg.h5", "clf.pt", "raw.h5")}
 
 
 def linear_probe_accuracy(embeddings_path: Path) -> float:

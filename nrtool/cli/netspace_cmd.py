@@ -58,12 +58,16 @@ def zoo_cmd(
     images: str = typer.Option("digits", help="digits (scikit-learn's bundled 8x8 digits) or an ImageFolder "
                                "(ROOT/<class>/*.png)."),
     size: int = typer.Option(32, help="Image side the networks see (the architectures are built for 32)."),
+    from_inrs: Optional[Path] = typer.Option(None, "--from-inrs", help="Make the zoo of an `inrs` artifact's INRs "
+                                             "instead (the SDF experiment, Sec. 4.4.3); --val-nets of its training "
+                                             "INRs go to validation."),
     device: str = DEVICE_OPTION,
     json_out: bool = JSON_OPTION,
     overrides: dict = None,
 ) -> None:
     """Train a zoo: networks from their own random initialisations, each for a number of epochs
     drawn for it, so that accuracies spread (thesis App. B.3). An interrupted run resumes.
+    With --from-inrs, the INRs of an `inrs` artifact (`nrtool fit-inr`) are the zoo.
 
     Example: `nrtool netspace zoo --out zoo.h5 --architecture lenetlike --count 160`
     """
@@ -73,6 +77,17 @@ def zoo_cmd(
     settings = zoo_preset(preset, **overrides)
     check_device(device)
     check_outputs(files=[out])
+    if from_inrs is not None:
+        from nrtool.netspace.sdf import write_inr_zoo
+
+        zoo = write_inr_zoo(from_inrs, out, settings.val_nets, settings.seed, argv())
+        counts = {s: len(zoo.of_split(s)) for s in ("train", "val", "test")}
+        if json_out:
+            print_json({"out": str(out), "nets": len(zoo.nets), **counts, "parameters": len(zoo.nets[0].weights)})
+        elif not OPTIONS.quiet:
+            print(f"{out}: {len(zoo.nets)} INRs of {len(zoo.nets[0].weights):,} weights "
+                  f"({counts['train']} train / {counts['val']} val / {counts['test']} test)")
+        return
     from nrtool.netspace.zoo import train_zoo
 
     report = train_zoo(out, settings, ImageSource(images, size), device, progress(), argv())
@@ -174,8 +189,13 @@ def decode_cmd(
         print_json([r.__dict__ for r in results])
     elif not OPTIONS.quiet:
         for r in results:
+            if r.test_accuracy is None:
+                print(f"{r.path}: {r.architecture}")
+                continue
             target = f" (target {r.target_accuracy:.1%})" if r.target_accuracy is not None else ""
             print(f"{r.path}: {r.architecture}, test accuracy {r.test_accuracy:.1%}{target}")
+        if any(r.test_accuracy is None for r in results):
+            print(f"{out}/inrs.h5: the decoded INRs (`nrtool reconstruct {out}/inrs.h5 --metrics`)")
 
 
 @netspace_app.command("interpolate")

@@ -24,7 +24,7 @@ from torch import nn
 
 CHECKPOINT_FORMAT = "nrtool-netspace-net"
 CHECKPOINT_VERSION = 1
-ARCHITECTURES = ("lenetlike", "vanillacnn", "resnet")
+ARCHITECTURES = ("lenetlike", "vanillacnn", "resnet", "siren")
 #: The official code's VanillaCNN for 32x32 inputs: (channels, stride) of its 3x3 convs (padding 1).
 VANILLA_CONVS = ((8, 2), (8, 1), (32, 2), (64, 1), (64, 2))
 
@@ -134,6 +134,11 @@ def build(spec: dict[str, Any]) -> nn.Module:
     if kind == "resnet":
         return CifarResNet(int(spec["depth"]), int(spec.get("classes", 10)), int(spec.get("width", 16)),
                            int(spec.get("in_channels", 3)))
+    if kind == "siren":  # an INR of an `inrs` artifact (NetSpace's SDF experiment, Sec. 4.4.3)
+        from nrtool.artifacts.architecture import SirenSpec
+        from nrtool.inr.siren import Siren
+
+        return Siren(SirenSpec.from_dict(spec))
     raise ValueError(f"unknown architecture {kind!r} (known: {', '.join(ARCHITECTURES)})")
 
 

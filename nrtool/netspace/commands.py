@@ -80,7 +80,8 @@ def _zoo_accuracies(embeddings: Any) -> list[float | None]:
                 zoos[item.source] = None
         zoo = zoos[item.source]
         names = {n.name: n for n in zoo.nets} if zoo is not None else {}
-        out.append(names[item.name].test_accuracy if item.name in names else None)
+        accuracy = names[item.name].test_accuracy if item.name in names else float("nan")
+        out.append(None if np.isnan(accuracy) else accuracy)  # INRs have none
     return out
 
 

@@ -74,13 +74,14 @@ class NetSpaceConfig(Config):
     channels3: int = 256  # decoder channels before its last conv (the official code's)
     temperature: float = 4.0  # of the distillation KL (Eq. 4.1)
     kd_alpha: float = 0.9  # multi-architecture: 0.9 KD(teacher) + 0.1 CE (Eq. 4.5)
+    points: int = option(4096, help="Zoos of INRs: random points per step where the outputs are compared (Eq. 4.2).")
 
     def checks(self) -> dict[str, bool]:
         side = int(round(self.embedding ** 0.5))
         return {"embedding": side * side == self.embedding and side % 4 == 0,
                 "prep_width": self.prep_width >= 8 and self.prep_width % 8 == 0,
                 "channels": self.channels >= 1, "meta_batch": self.meta_batch >= 1, "image_batch": self.image_batch >= 1,
-                "lr": self.lr > 0, "temperature": self.temperature > 0}
+                "lr": self.lr > 0, "temperature": self.temperature > 0, "points": self.points >= 1}
 
 
 PRESETS: Presets[NetSpaceConfig] = Presets(

@@ -33,10 +33,16 @@ from nrtool.netspace.train import LoadedNetSpace, distillation_loss, preps_of
 
 
 def netspace_images(model: LoadedNetSpace, device: torch.device | str = "cpu") -> ImageSplits:
-    """The images the model was trained with (refused if they changed since)."""
-    images = load_images(model.images)
+    """The images the model was trained with (refused if they changed since, or if it has none)."""
+    from nrtool.netspace.data import ImageSource
+
+    if model.task != "classification":
+        raise InputFileError(model.path, "is a NetSpace of INRs: its networks have no images or accuracy "
+                             "(decode them, then `nrtool reconstruct DIR/inrs.h5 --metrics`)")
+    source = ImageSource.from_dict(model.images)
+    images = load_images(source)
     if images.fingerprint != model.images_sha256:
-        raise InputFileError(model.path, f"its images ({model.images.source}) changed since it was trained")
+        raise InputFileError(model.path, f"its images ({source.source}) changed since it was trained")
     return images.to(device)
 
 
@@ -85,7 +91,7 @@ class DecodedNet:
     name: str
     path: str
     architecture: str
-    test_accuracy: float
+    test_accuracy: float | None  # None for an INR (no images)
     target_accuracy: float | None
 
 
@@ -99,18 +105,23 @@ def decode_embeddings(model: LoadedNetSpace, vectors: np.ndarray, names: Sequenc
     if vectors.ndim != 2 or vectors.shape[1] != model.config.embedding:
         raise NrtoolError(f"embeddings of size {vectors.shape[-1]} cannot be decoded by a NetSpace of "
                           f"embedding {model.config.embedding}")
-    images = netspace_images(model, device)
-    results = []
+    images = netspace_images(model, device) if model.task == "classification" else None
+    results, weights = [], []
     with atomic_folder(out, force) as tmp:
         for vector, name, target in zip(vectors, names, targets):
             net, architecture = model.decoded_net(torch.as_tensor(vector, device=device))
             net = net.to(device)
-            score = accuracy(net, images.images["test"], images.labels["test"])
+            score = accuracy(net, images.images["test"], images.labels["test"]) if images is not None else None
             path = safe_child(tmp, name, ".pt")
             info = model.architectures[architecture]
             save_net(path, net, info["spec"], {"fused": True, "accuracy": {"test": score}, "command": command or [],
                                                  "decoded_by": str(Path(model.path).resolve())})
             results.append(DecodedNet(name, str(Path(out) / path.name), info["name"], score, target))
+            weights.append(torch.nn.utils.parameters_to_vector(net.parameters()).detach().cpu().numpy())
+        if model.task == "sdf":  # decoded INRs as an `inrs` artifact: `nrtool reconstruct` takes it as is
+            from nrtool.netspace.sdf import write_decoded_inrs
+
+            write_decoded_inrs(tmp / "inrs.h5", model.images["path"], names, weights, command)
     return results
 
 

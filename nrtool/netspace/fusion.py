@@ -29,7 +29,8 @@ def fuse_bn(model: nn.Module) -> nn.Module:
     """A fused copy of ``model`` (which lists its pairs in ``conv_bn_pairs()``), in eval mode; the
     outputs equal the original's in eval mode up to float rounding."""
     model = copy.deepcopy(model).eval()
-    for parent, conv_name, bn_name in list(model.conv_bn_pairs()):
+    pairs = getattr(model, "conv_bn_pairs", None)  # a network without any (an INR's MLP) stays as it is
+    for parent, conv_name, bn_name in list(pairs() if pairs is not None else ()):
         # getattr/setattr reach a Sequential's children by their names ("0", "1") too.
         setattr(parent, conv_name, fuse_conv_bn(getattr(parent, conv_name), getattr(parent, bn_name)))
         setattr(parent, bn_name, nn.Identity())

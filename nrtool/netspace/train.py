@@ -46,6 +46,7 @@ from nrtool.netspace.config import NetSpaceConfig, NetSpaceTraining
 from nrtool.netspace.data import ImageSource, ImageSplits, accuracy, load_images
 from nrtool.netspace.model import NetSpace
 from nrtool.netspace.prep import forward_with, prep_shape
+from nrtool.netspace.sdf import field_points, is_inr_zoo, random_points
 from nrtool.progress import Progress
 from nrtool.training import TrainReport
 
@@ -55,6 +56,8 @@ CHECKPOINT_VERSION = 1
 
 #: Added to each element's standard deviation (padding elements have none).
 STD_FLOOR = 1e-3
+#: Points where the validation INRs' outputs are compared (zoos of INRs).
+VAL_POINTS = 16_384
 
 
 def standardised(preps: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
@@ -87,10 +90,15 @@ class LoadedNetSpace:
     prep_shape: tuple[int, int, int]
     prep_mean: torch.Tensor  # (1, H, W): the encoder's input standardisation
     prep_std: torch.Tensor
-    images: ImageSource
+    images: dict[str, Any]  # the zoo's: an ImageSource's dict, or {"source": "inrs", "path", "field"}
     images_sha256: str
     history: list[dict[str, Any]] = field(default_factory=list)
     path: str = ""
+
+    @property
+    def task(self) -> str:
+        """``sdf`` for a space of INRs, ``classification`` for one of image classifiers."""
+        return "sdf" if is_inr_zoo(self.images) else "classification"
 
     def encode(self, preps: torch.Tensor) -> torch.Tensor:
         return self.model.encoder(standardised(preps, self.prep_mean, self.prep_std))
@@ -136,6 +144,10 @@ class NetSpaceTrainer:
             raise InputFileError(zoo.path, "has no validation networks (split 'val')")
         if len(self.architectures) > 1 and teacher is None:
             raise NrtoolError("several architectures need a teacher network (Eq. 4.3)")
+        self.task = "sdf" if self.architectures == ["siren"] else "classification"
+        self.field = str(zoo.images.get("field", "sdf"))
+        if "siren" in self.architectures and self.task != "sdf":
+            raise InputFileError(zoo.path, "mixes INRs with image classifiers; a zoo holds one task")
         torch.manual_seed(training.seed)
         self.config, self.training, self.device, self.images = config, training, device, images
         self.teacher = teacher.to(device).eval() if teacher is not None else None
@@ -157,6 +169,12 @@ class NetSpaceTrainer:
         self.rng = None
         self.steps_per_epoch = training.steps
 
+    def field_of(self, prep: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        """An INR's field values (sdf/udf in normalised units, occupancy probability) at ``points``."""
+        from nrtool.inr.fields import logits_to_field
+
+        return logits_to_field(self.field, forward_with(self.templates[0], prep, points))
+
     @property
     def multi(self) -> bool:
         return len(self.architectures) > 1
@@ -167,11 +185,20 @@ class NetSpaceTrainer:
         return alpha * distillation_loss(logits, taught, self.config.temperature) + \
             (1 - alpha) * nn.functional.cross_entropy(logits, labels)
 
-    def step_loss(self, nets: torch.Tensor, image_index: torch.Tensor) -> dict[str, torch.Tensor]:
-        x, y = self.images.images["train"][image_index], self.images.labels["train"][image_index]
+    def step_loss(self, nets: torch.Tensor, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The loss terms of one step: ``batch`` is image indices, or points for a zoo of INRs."""
         targets = self.train_preps[nets]
         embeddings = self.model.encoder(standardised(targets, self.prep_mean, self.prep_std))
         predicted = self.model.decoder(embeddings)
+        if self.task == "sdf":  # Eq. 4.2: the fields at the same points
+            loss = torch.zeros((), device=self.device)
+            for target, prep in zip(targets, predicted):
+                with torch.no_grad():
+                    points = field_points(self.templates[0], target, batch, self.field)
+                    wanted = self.field_of(target, points)
+                loss = loss + nn.functional.mse_loss(self.field_of(prep, points), wanted)
+            return {"loss": loss / len(nets), "mse": loss / len(nets)}
+        x, y = self.images.images["train"][batch], self.images.labels["train"][batch]
         if not self.multi:
             loss = torch.zeros((), device=self.device)
             for target, prep in zip(targets, predicted):
@@ -202,11 +229,14 @@ class NetSpaceTrainer:
     def train_epoch(self, epoch: int, advance: Any, out_of_time: Any) -> dict[str, float]:
         totals: dict[str, float] = {}
         steps = 0
-        images = len(self.images.images["train"])
         for _ in range(self.steps_per_epoch):
             nets = torch.randperm(len(self.train_nets), generator=self.generator)[: self.config.meta_batch]
-            image_index = torch.randint(0, images, (self.config.image_batch,), generator=self.generator)
-            terms = self.step_loss(nets.to(self.device), image_index.to(self.device))
+            if self.task == "sdf":  # candidates: a quarter is kept per target (field_points)
+                batch = random_points(4 * self.config.points, self.generator, self.device)
+            else:
+                batch = torch.randint(0, len(self.images.images["train"]), (self.config.image_batch,),
+                                      generator=self.generator).to(self.device)
+            terms = self.step_loss(nets.to(self.device), batch)
             if not torch.isfinite(terms["loss"]):
                 raise NrtoolError(f"NetSpace training diverged at epoch {epoch} (loss {terms['loss'].item()}); "
                                   "lower --lr")
@@ -226,6 +256,14 @@ class NetSpaceTrainer:
         self.model.eval()
         embeddings = self.model.encoder(standardised(self.val_preps, self.prep_mean, self.prep_std))
         predicted = self.model.decoder(embeddings)
+        if self.task == "sdf":  # the same candidate points every time, so epochs compare
+            candidates = random_points(4 * VAL_POINTS, torch.Generator().manual_seed(0), self.device)
+            errors = []
+            for p, t in zip(predicted, self.val_preps):
+                points = field_points(self.templates[0], t, candidates, self.field)
+                errors.append(float(nn.functional.mse_loss(self.field_of(p, points), self.field_of(t, points))))
+            self.model.train()
+            return {"val_mse": float(np.mean(errors))}
         ids = (self.model.class_id(embeddings).argmax(1).tolist() if self.multi else [0] * len(self.val_nets))
         x, y = self.images.images["val"], self.images.labels["val"]
 
@@ -249,6 +287,8 @@ class NetSpaceTrainer:
         return record
 
     def score(self, record: dict[str, float]) -> tuple[float, ...] | None:
+        if "val_mse" in record:
+            return (record["val_mse"],)
         if "val_gap" not in record:
             return None
         if not self.multi:
@@ -277,8 +317,11 @@ def correlation(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def images_for(zoo: Zoo, device: torch.device | str = "cpu") -> ImageSplits:
-    """The zoo's images, refused when they are no longer those its networks were judged on."""
+def images_for(zoo: Zoo, device: torch.device | str = "cpu") -> ImageSplits | None:
+    """The zoo's images, refused when they are no longer those its networks were judged on (None
+    for a zoo of INRs: they are compared at random points)."""
+    if is_inr_zoo(zoo.images):
+        return None
     images = load_images(ImageSource.from_dict(zoo.images))
     if images.fingerprint != zoo.images_sha256:
         raise InputFileError(zoo.path, f"its images ({zoo.images.get('source')}) changed since the zoo was trained")
@@ -315,7 +358,7 @@ def load_netspace(path: str | os.PathLike[str], device: torch.device | str = "cp
         raise damaged(path, "NetSpace model", exc) from exc
     return LoadedNetSpace(model.to(device).eval(), config, templates, architectures, shape,
                           data["prep_mean"].to(device), data["prep_std"].to(device),
-                          ImageSource.from_dict(data["images"]), str(data["images_sha256"]), list(data["history"]),
+                          dict(data["images"]), str(data["images_sha256"]), list(data["history"]),
                           str(path))
 
 
