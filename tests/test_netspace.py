@@ -112,9 +112,9 @@ CORRELATION_BOUND, GAP_BOUND, WEIGHT_BARRIER, LSO_GAIN = 0.75, 0.15, 0.15, 0.05
 #: The SDF experiment's NetSpace in the test (the README's run: 10 x 100 steps).
 SDF_TRAIN_ARGS = ("--epochs", "3", "--steps", "50", "--seed", "0")
 #: The test zoo: the tiny preset's 160 LeNetLikes on digits (128 / 16 / 16), 1-12 epochs each; NetSpace
-#: tiny, 8 x 100 steps.
+#: tiny, 7 x 100 steps (the epoch kept of the 8- and 12-epoch runs was the 7th).
 ZOO_ARGS = ("--seed", "0")
-TRAIN_ARGS = ("--epochs", "8", "--steps", "100", "--seed", "0")
+TRAIN_ARGS = ("--epochs", "7", "--steps", "100", "--seed", "0")
 
 
 @pytest.fixture(scope="session")
