@@ -53,13 +53,16 @@ def encode_files(inputs: Sequence[str | os.PathLike[str]], model_path: str | os.
     for path in inputs:
         if Path(path).suffix.lower() in (".h5", ".hdf5"):
             zoo = load_zoo(path)
-            nets = pick(zoo, [n for n in names if n in {z.name for z in zoo.nets}] if names else [], split)
+            # --name picks from every zoo given (a zoo holding none of them adds nothing)
+            nets = [n for n in zoo.nets if n.name in names] if names else pick(zoo, [], split)
         else:
             nets = nets_from_checkpoints([path])
+        if not nets:
+            continue
         vectors.append(embed(model, nets, str(path), torch_device))
         items += _embedding_items(nets, str(Path(path).resolve()))
-    if names and len(items) != len(names):
-        missing = sorted(set(names) - {i.name for i in items})
+    missing = sorted(set(names) - {i.name for i in items})
+    if missing:
         raise InputFileError(inputs[0], f"holds no network named {missing[0]!r}")
     write_embeddings(out, Embeddings(np.concatenate(vectors), items, "netspace", ""),
                      provenance([model_path, *inputs]), command)
