@@ -74,13 +74,14 @@ def nets_from_checkpoints(paths: Sequence[str | os.PathLike[str]]) -> list[ZooNe
     """A user's network checkpoints (``save_net`` format, fused or not) as zoo entries (accuracy unknown)."""
     from nrtool.netspace.architectures import load_net
     from nrtool.netspace.fusion import fuse_bn
+    from nrtool.netspace.zoo import architecture_name
 
     nets = []
     for path in paths:
         model, checkpoint = load_net(path)
         fused = model if checkpoint.get("fused") else fuse_bn(model)
         spec = checkpoint["spec"]
-        name = spec["architecture"] + (str(spec["depth"]) if spec["architecture"] == "resnet" else "")
+        name = architecture_name(spec)
         weights = torch.nn.utils.parameters_to_vector(fused.parameters()).detach().numpy().astype(np.float32)
         nets.append(ZooNet(Path(path).stem, "", name, spec, weights, -1, -1, (np.nan, np.nan, np.nan)))
     return nets

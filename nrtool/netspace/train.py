@@ -234,7 +234,7 @@ class NetSpaceTrainer:
                            for c, p in zip(scores.argmax(1), predicted))}
         mixtures = boundary_mixtures(ids.tolist(), len(self.architectures))
         if mixtures:
-            e = torch.stack([(1 - g) * embeddings[i] + g * embeddings[j] for i, j, g, _ in mixtures])
+            e = mixed_embeddings(embeddings, mixtures)
             wanted = [k for _, _, _, k in mixtures]
             mixed_scores, mixed_preps = self.model.class_id(e), self.model.decoder(e) + self.offset
             terms["interp_class"] = nn.functional.cross_entropy(
@@ -297,7 +297,7 @@ class NetSpaceTrainer:
             record["val_class_accuracy"] = float(np.mean(np.array(ids) == np.array(self.val_ids)))
             mixtures = boundary_mixtures(self.val_ids, len(self.architectures))
             if mixtures:
-                e = torch.stack([(1 - g) * embeddings[i] + g * embeddings[j] for i, j, g, _ in mixtures])
+                e = mixed_embeddings(embeddings, mixtures)
                 chosen = self.model.class_id(e).argmax(1).tolist()
                 preps = self.model.decoder(e) + self.offset
                 record["val_interpolated_accuracy"] = float(np.mean([score(p, c) for p, c in zip(preps, chosen)]))
@@ -326,6 +326,11 @@ def boundary_mixtures(ids: list[int], architectures: int) -> list[tuple[int, int
     last = architectures - 1
     return [(i, j, k / last, k) for i, a in enumerate(ids) if a == 0 for j, b in enumerate(ids) if b == last
             for k in range(1, last)]
+
+
+def mixed_embeddings(embeddings: torch.Tensor, mixtures: list[tuple[int, int, float, int]]) -> torch.Tensor:
+    """``(1 - g) e_i + g e_j`` of every :func:`boundary_mixtures` sample, stacked."""
+    return torch.stack([(1 - g) * embeddings[i] + g * embeddings[j] for i, j, g, _ in mixtures])
 
 
 def correlation(a: np.ndarray, b: np.ndarray) -> float:

@@ -12,6 +12,7 @@ the zoo artifact is written, atomically, once all are done.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import dataclass
@@ -35,6 +36,11 @@ def architecture_spec(name: str, classes: int, in_channels: int, width: int = 16
         return {"architecture": "resnet", "depth": int(name[len("resnet"):]), "classes": classes, "width": width,
                 "in_channels": in_channels}
     return {"architecture": name, "classes": classes, "in_channels": in_channels}
+
+
+def architecture_name(spec: dict[str, Any]) -> str:
+    """The zoo name of a spec (the inverse of :func:`architecture_spec`): ``resnet8``, ``lenetlike``."""
+    return spec["architecture"] + (str(spec["depth"]) if spec["architecture"] == "resnet" else "")
 
 
 @dataclass(frozen=True)
@@ -99,15 +105,11 @@ def train_net(planned: PlannedNet, spec: dict[str, Any], images: ImageSplits, se
 
 
 def _part(net: ZooNet) -> dict[str, Any]:
-    import json
-
     return {"name": np.array(net.name), "weights": net.weights, "accuracy": np.array(net.accuracy),
             "spec": np.array(json.dumps(net.spec, sort_keys=True))}
 
 
 def _net_of_part(part: dict[str, np.ndarray], planned: dict[str, PlannedNet]) -> ZooNet | None:
-    import json
-
     name = str(part["name"])
     if name not in planned:
         return None
