@@ -162,7 +162,51 @@ def test_fit_image_raises_the_silhouette_iou(fitted_image: dict) -> None:
         assert (folder / name).is_file(), name
     refine = summary["refine"]
     energy = [sum(v for k, v in refine[when]["top"].items() if k.endswith("_j")) for when in ("before", "after")]
-    assert energy[1] < energy[0], refine  # Eq. A.2: the energies alone
+    # Eq. A.2: the energies alone. Measured on the 2-core VM over garment-steps 50-80 and repeated
+    # 2-thread runs: 5.4-10.3 J -> 2.2-3.1 J (before the fitted mesh was welded, one run in three
+    # blew up to 15-18,000 J on a MeshUDF needle).
+    assert energy[1] < 0.6 * energy[0], refine
+
+
+def test_refinement_welds_the_needles_that_adam_would_invert() -> None:
+    """The post-refinement's rest mesh: an edge ~1e-4 of the median (MeshUDF puts near-duplicate
+    vertices where the surface passes by a grid corner) collapses, and its needle faces go. On the
+    raw mesh one Adam-sized step (1e-3 on every coordinate) makes the needle's strain explode."""
+    import torch
+
+    from nrtool.drape.fitting import group_means, weld_fitted_garment
+    from nrtool.drape.physics import ClothRest, Material, strain_energy
+
+    # A 6 x 6 grid (2 cm cells) with vertex 14 split into itself and a copy 2 um away that takes
+    # over one of its faces, joined to it by a needle.
+    n, cell = 6, 0.02
+    grid = np.array([[i * cell, j * cell, 0.0] for j in range(n) for i in range(n)])
+    faces = []
+    for j in range(n - 1):
+        for i in range(n - 1):
+            a = j * n + i
+            faces += [[a, a + 1, a + n + 1], [a, a + n + 1, a + n]]
+    faces = np.array(faces)
+    copy = len(grid)
+    vertices = np.vstack([grid, grid[14] + [2e-6, 1e-6, 0.0]])
+    taker = np.flatnonzero((faces == 14).any(1))[0]
+    faces[taker][faces[taker] == 14] = copy
+    third = faces[taker][faces[taker] != copy][0]
+    faces = np.vstack([faces, [14, copy, third]])
+    groups, welded = weld_fitted_garment(vertices, faces)
+    assert groups[copy] == groups[14] and len(np.unique(groups)) == n * n
+    assert len(welded) == len(faces) - 1 and (np.diff(np.sort(welded, 1), axis=1) > 0).all()  # the needle alone went
+    material = Material()
+    rng = np.random.default_rng(0)
+    step = 1e-3 * np.sign(rng.standard_normal(vertices.shape))
+    raw = ClothRest.from_mesh(torch.tensor(vertices), torch.tensor(faces), material)
+    raw_strain = float(strain_energy(torch.tensor(vertices + step)[None], raw, material)[0])
+    g = torch.as_tensor(groups)
+    rest = group_means(torch.tensor(vertices), g)
+    merged = ClothRest.from_mesh(rest, torch.as_tensor(welded), material)
+    welded_strain = float(strain_energy((rest + group_means(torch.tensor(step), g))[None], merged, material)[0])
+    print(f"strain after one step: raw {raw_strain:.3g} J, welded {welded_strain:.3g} J")
+    assert welded_strain < 0.1 and raw_strain > 1e6 * welded_strain
 
 
 def test_fit_image_refuses_bad_inputs(fitted_image: dict, drape_models: dict[str, Path], tmp_path: Path) -> None:

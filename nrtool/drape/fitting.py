@@ -472,16 +472,26 @@ class RefineTrainer:
                  material: Any, device: torch.device) -> None:
         from nrtool.drape.physics import ClothRest
 
-        self.model = GarmentOffsets({c: len(v) for c, v in outcome.garments.items()}).to(device)
+        # One offset per welded vertex: MeshUDF's near-duplicate vertices are one cloth point, and
+        # the needles between them have no rest shape -- as free points, Adam's first step
+        # (~lr per coordinate) inverts them and the strain explodes (1.3 J -> 587,000 J seen).
+        self.groups: dict[str, torch.Tensor] = {}
+        self.draped, self.faces, self.rest = {}, {}, {}
+        for c, draped in outcome.garments.items():
+            groups, faces = weld_fitted_garment(outcome.canonical[c], outcome.faces[c])
+            self.groups[c] = torch.as_tensor(groups, dtype=torch.int64, device=device)
+            self.draped[c] = group_means(torch.as_tensor(draped, dtype=torch.float32, device=device), self.groups[c])[None]
+            self.faces[c] = torch.as_tensor(faces, dtype=torch.int64, device=device)
+            canonical = group_means(torch.as_tensor(outcome.canonical[c], dtype=torch.float32, device=device),
+                                    self.groups[c])
+            self.rest[c] = ClothRest.from_mesh(canonical, self.faces[c], material)
+        self.model = GarmentOffsets({c: v.shape[1] for c, v in self.draped.items()}).to(device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=settings.refine_lr)
         self.scheduler, self.rng = None, None
         self.generator = torch.Generator().manual_seed(settings.seed + 2)
         self.steps_per_epoch = settings.steps_per_epoch
         self.settings, self.material, self.body_out, self.targets = settings, material, body_out, targets
-        self.draped = {c: torch.as_tensor(v, dtype=torch.float32, device=device)[None] for c, v in outcome.garments.items()}
-        self.faces = {c: torch.as_tensor(f, dtype=torch.int64, device=device) for c, f in outcome.faces.items()}
-        self.rest = {c: ClothRest.from_mesh(torch.as_tensor(outcome.canonical[c], dtype=torch.float32, device=device),
-                                            self.faces[c], material) for c in outcome.garments}
+        self.unwelded = {c: torch.as_tensor(v, dtype=torch.float32, device=device) for c, v in outcome.garments.items()}
         self.floor = body_out.vertices[..., 1].min(dim=1).values
 
     def terms(self, category: str, x: torch.Tensor, samples: int | None = None,
@@ -538,6 +548,11 @@ class RefineTrainer:
     def score(self, record: dict[str, float]) -> tuple[float, ...] | None:
         return None
 
+    def refined(self, category: str) -> torch.Tensor:
+        """``(V, 3)`` the draped garment plus its welded vertex's offset, on the fit's own mesh."""
+        with torch.no_grad():
+            return self.unwelded[category] + self.model.offsets[category][self.groups[category]]
+
     def measure(self) -> dict[str, dict[str, float]]:
         """Each garment's energies (J) and Chamfer to its scan points (mm) at the current offsets."""
         generator = torch.Generator().manual_seed(self.settings.seed + 3)  # the same samples before and after
@@ -548,6 +563,31 @@ class RefineTrainer:
                 result[category] = {(f"{k}_mm" if k == "chamfer" else f"{k}_j"): float(v) * (1000 if k == "chamfer" else 1)
                                     for k, v in terms.items()}
         return result
+
+
+#: Edges of the fitted garment shorter than this fraction of its median edge are welded before
+#: the post-refinement (see :class:`RefineTrainer`).
+WELD_FRACTION = 0.02
+
+
+def weld_fitted_garment(canonical: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(V,)`` welded vertex of each vertex and the welded ``(F', 3)`` faces of a fitted garment."""
+    from nrtool.geometry.topology import collapse_short_edges
+
+    canonical, faces = np.asarray(canonical, dtype=np.float64), np.asarray(faces, dtype=np.int64)
+    edges = faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2)
+    lengths = np.linalg.norm(canonical[edges[:, 1]] - canonical[edges[:, 0]], axis=1)
+    positive = lengths[lengths > 0]
+    median = float(np.median(positive)) if len(positive) else 0.0
+    return collapse_short_edges(canonical, faces, WELD_FRACTION * median)
+
+
+def group_means(values: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+    """``(G, 3)`` mean of the ``(V, 3)`` values of each group (``groups``: ``(V,)`` in 0..G-1)."""
+    count = int(groups.max()) + 1
+    sums = torch.zeros((count, values.shape[1]), dtype=values.dtype, device=values.device).index_add_(0, groups, values)
+    sizes = torch.bincount(groups, minlength=count).to(values.dtype)
+    return sums / sizes[:, None]
 
 
 def refine_garments(outcome: FitOutcome, body_out: Any, targets: dict[str, np.ndarray], settings: FitSettings,
@@ -566,6 +606,5 @@ def refine_garments(outcome: FitOutcome, body_out: Any, targets: dict[str, np.nd
                        progress, restart, "post-refinement")
     trainer.model.load_state_dict(run.best_state)
     after = trainer.measure()
-    refined = {c: (trainer.draped[c][0] + trainer.model.offsets[c]).detach().cpu().numpy().astype(np.float64)
-               for c in trainer.draped}
+    refined = {c: trainer.refined(c).cpu().numpy().astype(np.float64) for c in trainer.draped}
     return refined, {"before": before, "after": after, "history": run.history}, run
