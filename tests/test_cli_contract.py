@@ -101,3 +101,31 @@ def test_time_limit_stops_training_and_says_so(small_embeddings: Path, tmp_path:
     report = json.loads(run_cli("train", "classifier", small_embeddings, "--out", out, "--epochs", "2", "--json",
                                 "--quiet").stdout)
     assert report["stopped_by_time_limit"] is False and report["epochs"] == 2
+
+
+def test_cpu_gradients_are_bit_reproducible_on_several_threads() -> None:
+    """`--device cpu` switches torch to its deterministic algorithms: without them the backward of
+    ``x[index]`` (index_put_ with accumulate) adds in a run-dependent order on 2 threads (20 of 20
+    repeats differed here), and fits that re-mesh amplified it into different results."""
+    import torch
+
+    from nrtool.device import resolve_device
+
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    try:
+        torch.set_num_threads(2)
+        assert resolve_device("cpu").type == "cpu" and torch.are_deterministic_algorithms_enabled()
+        generator = torch.Generator().manual_seed(0)
+        index = torch.randint(0, 2000, (200_000,), generator=generator)
+        weights = torch.randn(200_000, 3, generator=generator)
+
+        def gradient() -> torch.Tensor:
+            x = torch.zeros(2000, 3, requires_grad=True)
+            (x[index] * weights).sum().backward()
+            return x.grad
+
+        first = gradient()
+        assert all(torch.equal(gradient(), first) for _ in range(10))
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
