@@ -80,14 +80,23 @@ def reconstruction_sheet(inrs_path: str | os.PathLike[str], results: Sequence[An
 def point_strip(clouds: Sequence[np.ndarray | None], labels: Sequence[str], png: str | os.PathLike[str],
                 title: str = "") -> None:
     """One row of point clouds (e.g. an interpolation), as a PNG."""
+    point_rows([("", clouds, labels)], png, title)
+
+
+def point_rows(rows: Sequence[tuple[str, Sequence[np.ndarray | None], Sequence[str]]], png: str | os.PathLike[str],
+               title: str = "") -> None:
+    """Rows of point clouds, each ``(row title, clouds, labels)`` (e.g. two interpolation lines), as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig = plt.figure(figsize=(2.0 * len(clouds), 2.4))
-    for col, (points, label) in enumerate(zip(clouds, labels)):
-        _scatter(fig.add_subplot(1, len(clouds), col + 1, projection="3d"), points, label)
+    n_cols = max(len(clouds) for _, clouds, _ in rows)
+    fig = plt.figure(figsize=(2.0 * n_cols, 2.4 * len(rows)))
+    for r, (row_title, clouds, labels) in enumerate(rows):
+        for col, (points, label) in enumerate(zip(clouds, labels)):
+            ax = fig.add_subplot(len(rows), n_cols, r * n_cols + col + 1, projection="3d")
+            _scatter(ax, points, f"{row_title}\n{label}" if row_title and col == 0 else label)
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()

@@ -202,32 +202,44 @@ def decode_cmd(
 def interpolate_cmd(
     zoo: Path = typer.Argument(..., help="The zoo the two networks are in."),
     model: Path = MODEL_OPTION,
-    out: Path = typer.Option(..., "--out", "-o", help="PNG of accuracy along both lines."),
-    a: Optional[str] = typer.Option(None, "--a", help="First network (default: the test network of lowest accuracy)."),
-    b: Optional[str] = typer.Option(None, "--b", help="Second network (default: the test network of highest accuracy)."),
+    out: Path = typer.Option(..., "--out", "-o", help="PNG: accuracy along both lines (INRs: their shapes)."),
+    a: Optional[str] = typer.Option(None, "--a", help="First network (default: the test network of lowest "
+                                    "accuracy; INRs: the first test INR)."),
+    b: Optional[str] = typer.Option(None, "--b", help="Second network (default: the test network of highest "
+                                    "accuracy; INRs: the second test INR)."),
     steps: int = typer.Option(11, help="Points on each line, ends included."),
     device: str = DEVICE_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Test accuracy along the line between two networks' embeddings (decoded) and, beside it,
-    along the straight line between their weights (thesis Sec. 4.4.2).
+    along the straight line between their weights (thesis Sec. 4.4.2). For a NetSpace of INRs, the
+    shapes along both lines and their Chamfer to A's and B's shapes (Sec. 4.4.3, Fig. 4.5).
 
     Example: `nrtool netspace interpolate zoo.h5 --model netspace.pt --out interpolation.png`
     """
     check_device(device)
     check_outputs(files=[out])
     from nrtool.netspace.commands import interpolate_file
+    from nrtool.netspace.sdf import ShapeInterpolation
 
-    result = interpolate_file(zoo, model, out, a, b, steps, device)
+    result = interpolate_file(zoo, model, out, a, b, steps, device, progress())
     if json_out:
-        print_json(result.__dict__)
-    elif not OPTIONS.quiet:
-        line = " ".join(f"{v:.0%}" for v in result.embedding_accuracy)
+        print_json(result.to_dict() if isinstance(result, ShapeInterpolation) else result.__dict__)
+    elif OPTIONS.quiet:
+        pass
+    elif isinstance(result, ShapeInterpolation):
+        def line(rows: list) -> str:
+            return " ".join("-" if r["chamfer_a"] is None else f"{r['chamfer_a']:.3f}/{r['chamfer_b']:.3f}" for r in rows)
+
+        print(f"{out}: {result.a} -> {result.b}, Chamfer to A/B along the embeddings {line(result.embedding)}; "
+              f"along the weights {line(result.weights)} (- : no surface)")
+    else:
+        text = " ".join(f"{v:.0%}" for v in result.embedding_accuracy)
         if len(set(result.architectures)) > 1:
-            line += " (decoded as " + " ".join(result.architectures) + ")"
+            text += " (decoded as " + " ".join(result.architectures) + ")"
         if result.weight_accuracy:
-            line += "; along the weights " + " ".join(f"{v:.0%}" for v in result.weight_accuracy)
-        print(f"{out}: {result.a} -> {result.b}: along the embeddings {line}")
+            text += "; along the weights " + " ".join(f"{v:.0%}" for v in result.weight_accuracy)
+        print(f"{out}: {result.a} -> {result.b}: along the embeddings {text}")
 
 
 @netspace_app.command("optimize")

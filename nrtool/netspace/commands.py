@@ -24,6 +24,7 @@ from nrtool.netspace.explore import (
     optimize_embedding,
     pick,
 )
+from nrtool.netspace.sdf import ShapeInterpolation
 
 
 def _embedding_items(nets: Sequence[ZooNet], source: str) -> list[Any]:
@@ -120,13 +121,26 @@ def decode_file(path: str | os.PathLike[str], model_path: str | os.PathLike[str]
 
 def interpolate_file(zoo_path: str | os.PathLike[str], model_path: str | os.PathLike[str],
                      out: str | os.PathLike[str], a: str | None, b: str | None, steps: int,
-                     device: str = "auto") -> Interpolation:
-    """Accuracy along the embedding and weight lines between networks ``a`` and ``b`` (default: the
-    test networks of lowest and highest accuracy); a PNG at ``out``."""
+                     device: str = "auto", progress: Any = None) -> Interpolation | ShapeInterpolation:
+    """The embedding and weight lines between networks ``a`` and ``b``, a PNG at ``out``.
+
+    Classifiers: test accuracy along both lines (default ends: the test networks of lowest and
+    highest accuracy). INRs: the shapes along both lines and their Chamfer to A's and B's shapes
+    (default ends: the first two test INRs)."""
     from nrtool.artifacts.zoo import load_zoo
+    from nrtool.netspace.sdf import interpolate_shapes, shape_interpolation_plot
 
     model, torch_device = _load(model_path, device)
     zoo = load_zoo(zoo_path)
+    if model.task == "sdf":
+        test = pick(zoo, [], "test")
+        if len(test) < 2 and not (a and b):
+            raise InputFileError(zoo_path, "has fewer than two test INRs: name the ends with --a and --b")
+        first = zoo.nets[zoo.index(a)] if a else test[0]
+        second = zoo.nets[zoo.index(b)] if b else next(n for n in test if n.name != first.name)
+        shapes = interpolate_shapes(model, first, second, steps, str(zoo_path), torch_device, progress)
+        shape_interpolation_plot(shapes, out)
+        return shapes
     test = sorted(pick(zoo, [], "test"), key=lambda n: n.test_accuracy)
     first = zoo.nets[zoo.index(a)] if a else test[0]
     second = zoo.nets[zoo.index(b)] if b else test[-1]

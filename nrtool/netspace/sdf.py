@@ -8,13 +8,15 @@ SIREN's fields (an sdf in normalised units: the INRs' sigmoid outputs mapped bac
 0.1) at the same points of [-1, 1]^3, half of them where the target's surface is
 (:func:`field_points`). Decoded INRs go back into an ``inrs``
 artifact with the source items (names, sources, normalisation), so ``nrtool reconstruct --metrics``
-measures each decoded shape against its own source.
+measures each decoded shape against its own source. :func:`interpolate_shapes` walks the line
+between two INRs' embeddings and, beside it, the straight line between their weights (Fig. 4.5).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -104,3 +106,93 @@ def write_inr_zoo(inrs_path: str | os.PathLike[str], out: str | os.PathLike[str]
         write_zoo(out, zoo, provenance([inrs_path]), command)
     zoo.path = str(out)
     return zoo
+
+
+#: Marching-cubes grid of the shapes along an interpolation line (coarser than `reconstruct`'s 128:
+#: 2 x steps shapes per run).
+LINE_RESOLUTION = 64
+
+
+@dataclass
+class ShapeInterpolation:
+    """Shapes along the embedding line and the weight line between two INRs (thesis Fig. 4.5).
+
+    ``embedding`` and ``weights`` hold, per point of the line, the Chamfer distance (normalised
+    frame) of the decoded shape to A's and to B's source shape and its face count; the distances
+    are None where the INR has no surface. ``targets``: the two input INRs' own distances to their
+    sources, what the ends of a perfect line would score."""
+
+    a: str
+    b: str
+    gammas: list[float]
+    embedding: list[dict[str, Any]]
+    weights: list[dict[str, Any]]
+    targets: dict[str, float]
+    clouds: dict[str, list[np.ndarray | None]] = field(default_factory=dict, repr=False)  # for the figure
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "clouds"}
+
+
+def _shape_of(flat: np.ndarray, header: Any, sources: Sequence[Any], device: torch.device | str
+              ) -> tuple[dict[str, Any], np.ndarray | None]:
+    """One INR's shape, scored against each of ``sources`` (its Chamfer as ``chamfer_<k>``)."""
+    from nrtool.inr.fields import logits_to_field
+    from nrtool.inr.reconstruction import ReconstructionSettings, discretise, score
+    from nrtool.inr.siren import single_field
+
+    logits = single_field(torch.as_tensor(np.asarray(flat, dtype=np.float32), device=device), header.spec)
+    recon = discretise(header.field, lambda p: logits_to_field(header.field, logits(p)),
+                       ReconstructionSettings(resolution=LINE_RESOLUTION), device)
+    row: dict[str, Any] = {"faces": int(recon.size)}
+    for key, item in zip("ab", sources):
+        row[f"chamfer_{key}"] = float(score(header.field, recon, item)["chamfer"]) if recon.size else None
+    return row, recon.comparison_points(2_000)
+
+
+def interpolate_shapes(model: Any, a: ZooNet, b: ZooNet, steps: int, where: str,
+                       device: torch.device | str = "cpu", progress: Any = None) -> ShapeInterpolation:
+    """The decoded ``(1 - g) e_a + g e_b`` and the weights ``(1 - g) w_a + g w_b`` as shapes,
+    each measured against A's and B's sources (the thesis shows the same two lines as pictures)."""
+    from nrtool.artifacts.inrs import load_inrs
+    from nrtool.errors import NrtoolError
+    from nrtool.netspace.explore import embed
+    from nrtool.progress import SilentProgress
+
+    if steps < 2:
+        raise NrtoolError(f"--steps must be at least 2, got {steps}")
+    header, items = load_inrs(model.images["path"])
+    by_name = {item.name: item for item in items}
+    sources = [by_name[n.name] for n in (a, b) if n.name in by_name]
+    if len(sources) != 2:
+        raise InputFileError(model.images["path"], f"holds no INR named {a.name!r} or {b.name!r}")
+    e = torch.as_tensor(embed(model, [a, b], where, device), device=device)
+    gammas = [float(g) for g in np.linspace(0.0, 1.0, steps)]
+    result = ShapeInterpolation(a.name, b.name, gammas, [], [], {}, {"embedding": [], "weights": []})
+    for key, net, item in (("a", a, sources[0]), ("b", b, sources[1])):
+        result.targets[f"chamfer_{key}"] = _shape_of(net.weights, header, [item], device)[0]["chamfer_a"]
+    progress = progress or SilentProgress()
+    with progress.task("shapes along both lines", 2 * steps, "shapes") as advance:
+        for g in gammas:
+            net, _ = model.decoded_net((1 - g) * e[0] + g * e[1])
+            decoded = torch.nn.utils.parameters_to_vector(net.parameters()).detach().cpu().numpy()
+            for line, flat in (("embedding", decoded), ("weights", (1 - g) * a.weights + g * b.weights)):
+                row, cloud = _shape_of(flat, header, sources, device)
+                getattr(result, line).append(row)
+                result.clouds[line].append(cloud)
+                advance()
+    return result
+
+
+def shape_interpolation_plot(result: ShapeInterpolation, png: str | os.PathLike[str], title: str = "") -> None:
+    """Two rows of shapes: the embedding line over the weight line, each labelled with its Chamfer to A and B."""
+    from nrtool.plots import point_rows
+
+    def labels(rows: list[dict[str, Any]]) -> list[str]:
+        return [f"γ {g:.2f}\n" + ("no surface" if r["chamfer_a"] is None else
+                                   f"A {r['chamfer_a']:.3f} B {r['chamfer_b']:.3f}")
+                for g, r in zip(result.gammas, rows)]
+
+    point_rows([("NetSpace embedding line", result.clouds["embedding"], labels(result.embedding)),
+                ("straight line between the weights", result.clouds["weights"], labels(result.weights))],
+               png, title or f"{result.a} → {result.b} (Chamfer to A's and B's shapes)")
