@@ -69,5 +69,6 @@ body_app = _group("body", "SMPL body model: pose it with AMASS motion and look a
 nerf_app = _group("nerf", "NeRF of posed frames (scans, NeRF datasets): train, eval (PSNR/SSIM), render, benchmark.")
 garment_app = _group(
     "garment", "Garment codes: encode garment meshes, decode codes into open meshes (MeshUDF), sample, interpolate, edit.")
+study_app = _group("study", "Studies of INRs themselves: the shared initialisation (thesis Sec. 5.4).")
 netspace_app = _group(
     "netspace", "NetSpace: train zoos of networks, embed them, decode embeddings into networks, interpolate, optimise.")

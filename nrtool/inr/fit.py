@@ -71,7 +71,8 @@ def fit_batch(
     device: torch.device | str = "cpu",
     on_step: Callable[[int], None] | None = None,
 ) -> FitResult:
-    """Fit one SIREN per target, all starting from the shared ``init`` (P,).
+    """Fit one SIREN per target, all starting from the shared ``init`` (P,) -- or each from its
+    own row of ``init`` (B, P) (the shared-initialisation study's independent inits).
 
     Sampling is driven by each target's own seed, so an INR does not depend on which other INRs
     share its batch.
@@ -81,7 +82,10 @@ def fit_batch(
     queries, labels = _stack_padded(targets, field, device)
     sizes = [len(t.queries) for t in targets]
     generators = [torch.Generator().manual_seed(t.seed) for t in targets]
-    params = init.to(device=device, dtype=torch.float32).unsqueeze(0).repeat(len(targets), 1).requires_grad_()
+    init = init.to(device=device, dtype=torch.float32)
+    if init.ndim == 2 and init.shape[0] != len(targets):
+        raise ValueError(f"{init.shape[0]} initialisations for {len(targets)} INRs")
+    params = (init.clone() if init.ndim == 2 else init.unsqueeze(0).repeat(len(targets), 1)).requires_grad_()
     optimizer = torch.optim.Adam([params], lr=config.lr)
     scheduler = _scheduler(optimizer, config)
     loss_kwargs = {"focal_alpha": config.focal_alpha, "focal_gamma": config.focal_gamma, "loss": config.distance_loss(field)}
