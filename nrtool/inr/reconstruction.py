@@ -132,16 +132,11 @@ def discretise(field: str, field_fn: Any, settings: ReconstructionSettings, devi
     raise NrtoolError(f"unknown field {field!r}")
 
 
-def score(field: str, recon: Reconstruction, item: InrItem) -> dict[str, float]:
-    """Compare a reconstruction with the item's source shape, in the normalised frame."""
+def source_reference(field: str, item: InrItem) -> np.ndarray:
+    """What a reconstruction of ``item`` is scored against: its source's voxel grid (occ) or
+    ``METRIC_POINTS`` points on its source in the normalised frame (read once, reuse for many)."""
     from nrtool.geometry.ground_truth import Normalisation
-    from nrtool.geometry.metrics import (
-        chamfer_distance,
-        fscore,
-        resample_voxels,
-        sample_surface,
-        voxel_iou,
-    )
+    from nrtool.geometry.metrics import sample_surface
     from nrtool.io import load_shape
 
     if not Path(item.source).exists():
@@ -150,20 +145,32 @@ def score(field: str, recon: Reconstruction, item: InrItem) -> dict[str, float]:
     if field == "occ":
         if shape.occupancy is None:
             raise InputFileError(item.source, "source is not a voxel grid")
-        source = shape.occupancy
-        if source.shape != recon.voxels.shape:  # type: ignore[union-attr]
-            source = resample_voxels(source, recon.voxels.shape[0])  # type: ignore[union-attr]
-        return {"iou": voxel_iou(recon.voxels, source)}  # type: ignore[arg-type]
+        return shape.occupancy
     norm = Normalisation(center=np.asarray(item.center), scale=item.scale)
     if shape.kind == "mesh":
         assert shape.vertices is not None and shape.faces is not None
-        reference = sample_surface(norm.to_normalised(shape.vertices), shape.faces, METRIC_POINTS, 1)
-    else:
-        reference = _subsample(norm.to_normalised(shape.points()), METRIC_POINTS, 1)
+        return sample_surface(norm.to_normalised(shape.vertices), shape.faces, METRIC_POINTS, 1)
+    return _subsample(norm.to_normalised(shape.points()), METRIC_POINTS, 1)
+
+
+def score(field: str, recon: Reconstruction, item: InrItem) -> dict[str, float]:
+    """Compare a reconstruction with the item's source shape, in the normalised frame."""
+    from nrtool.geometry.metrics import (
+        chamfer_distance,
+        fscore,
+        resample_voxels,
+        voxel_iou,
+    )
+
+    source = source_reference(field, item)
+    if field == "occ":
+        if source.shape != recon.voxels.shape:  # type: ignore[union-attr]
+            source = resample_voxels(source, recon.voxels.shape[0])  # type: ignore[union-attr]
+        return {"iou": voxel_iou(recon.voxels, source)}  # type: ignore[arg-type]
     ours = recon.surface_points(METRIC_POINTS, seed=2)
     return {
-        "chamfer": chamfer_distance(ours, reference),
-        "fscore": fscore(ours, reference, FSCORE_THRESHOLD),
+        "chamfer": chamfer_distance(ours, source),
+        "fscore": fscore(ours, source, FSCORE_THRESHOLD),
     }
 
 

@@ -79,14 +79,12 @@ def fit_study_inrs(shapes: Sequence[Any], names: Sequence[str], config: FitConfi
     return StudyInrs(list(names), per_shape, spec, field_name, config, params, queries, labels)
 
 
-def line_losses(inrs: StudyInrs, condition: str, shape: int, points: int = 11,
+def line_losses(inrs: StudyInrs, shape: int, a: np.ndarray, b: np.ndarray, points: int = 11,
                 eval_queries: int = 20_000) -> np.ndarray:
-    """The fitting loss of ``(1 - a) theta_0 + a theta_1`` (copies 0 and 1 of ``shape``) on the
-    shape's own queries, at ``points`` values of ``a`` in [0, 1] (Fig. 5.7)."""
-    k = inrs.per_shape
-    a, b = (torch.as_tensor(inrs.params[condition][shape * k + i]) for i in (0, 1))
+    """The fitting loss of ``(1 - t) a + t b`` (two INRs of ``shape``, flat ``(P,)``) on the
+    shape's own queries, at ``points`` values of ``t`` in [0, 1] (Fig. 5.7)."""
     alphas = torch.linspace(0.0, 1.0, points)[:, None]
-    line = (1 - alphas) * a + alphas * b
+    line = (1 - alphas) * torch.as_tensor(a) + alphas * torch.as_tensor(b)
     q = torch.as_tensor(inrs.queries[shape])
     index = torch.linspace(0, len(q) - 1, min(eval_queries, len(q))).long()
     pts, lab = q[index], torch.as_tensor(inrs.labels[shape])[index]
@@ -192,8 +190,6 @@ class InitStudy:
 
 def run_study(inrs: StudyInrs, encoder: Any = None, points: int = 11) -> InitStudy:
     """The measures of the module docstring on fitted :class:`StudyInrs`."""
-    from dataclasses import replace
-
     line: dict[str, list[list[float]]] = {c: [] for c in CONDITIONS}
     barriers: dict[str, list[float]] = {c: [] for c in CONDITIONS}
     moved: dict[str, list[float]] = {c: [] for c in CONDITIONS}
@@ -201,15 +197,13 @@ def run_study(inrs: StudyInrs, encoder: Any = None, points: int = 11) -> InitStu
     k = inrs.per_shape
     for condition in CONDITIONS:
         for s in range(len(inrs.names)):
-            losses = line_losses(inrs, condition, s, points)
+            a, b = inrs.params[condition][s * k], inrs.params[condition][s * k + 1]
+            losses = line_losses(inrs, s, a, b, points)
             line[condition].append([float(v) for v in losses])
             barriers[condition].append(barrier(losses))
-            a, b = inrs.params[condition][s * k], inrs.params[condition][s * k + 1]
             perms = match_weights(a, b, inrs.spec)
             moved[condition].append(off_identity(perms))
-            aligned = {**inrs.params, condition: inrs.params[condition].copy()}
-            aligned[condition][s * k + 1] = permuted(b, perms, inrs.spec)
-            matched[condition].append(barrier(line_losses(replace(inrs, params=aligned), condition, s, points)))
+            matched[condition].append(barrier(line_losses(inrs, s, a, permuted(b, perms, inrs.spec), points)))
     study = InitStudy(inrs.names, k, line, barriers, moved, matched)
     if encoder is not None:
         with torch.no_grad():

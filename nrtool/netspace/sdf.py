@@ -134,19 +134,25 @@ class ShapeInterpolation:
         return {k: v for k, v in self.__dict__.items() if k != "clouds"}
 
 
-def _shape_of(flat: np.ndarray, header: Any, sources: Sequence[Any], device: torch.device | str
+def _shape_of(flat: np.ndarray, header: Any, references: Sequence[np.ndarray], device: torch.device | str
               ) -> tuple[dict[str, Any], np.ndarray | None]:
-    """One INR's shape, scored against each of ``sources`` (its Chamfer as ``chamfer_<k>``)."""
+    """One INR's shape, scored against A's and B's ``references`` (its Chamfer as ``chamfer_a|b``)."""
+    from nrtool.geometry.metrics import chamfer_distance
     from nrtool.inr.fields import logits_to_field
-    from nrtool.inr.reconstruction import ReconstructionSettings, discretise, score
+    from nrtool.inr.reconstruction import (
+        METRIC_POINTS,
+        ReconstructionSettings,
+        discretise,
+    )
     from nrtool.inr.siren import single_field
 
     logits = single_field(torch.as_tensor(np.asarray(flat, dtype=np.float32), device=device), header.spec)
     recon = discretise(header.field, lambda p: logits_to_field(header.field, logits(p)),
                        ReconstructionSettings(resolution=LINE_RESOLUTION), device)
     row: dict[str, Any] = {"faces": int(recon.size)}
-    for key, item in zip("ab", sources):
-        row[f"chamfer_{key}"] = float(score(header.field, recon, item)["chamfer"]) if recon.size else None
+    ours = recon.surface_points(METRIC_POINTS, seed=2) if recon.size else None  # as `reconstruct --metrics` samples
+    for key, reference in zip("ab", references):
+        row[f"chamfer_{key}"] = float(chamfer_distance(ours, reference)) if ours is not None else None
     return row, recon.comparison_points(2_000)
 
 
@@ -156,6 +162,7 @@ def interpolate_shapes(model: Any, a: ZooNet, b: ZooNet, steps: int, where: str,
     each measured against A's and B's sources (the thesis shows the same two lines as pictures)."""
     from nrtool.artifacts.inrs import load_inrs
     from nrtool.errors import NrtoolError
+    from nrtool.inr.reconstruction import source_reference
     from nrtool.netspace.explore import embed
     from nrtool.progress import SilentProgress
 
@@ -163,24 +170,24 @@ def interpolate_shapes(model: Any, a: ZooNet, b: ZooNet, steps: int, where: str,
         raise NrtoolError(f"--steps must be at least 2, got {steps}")
     header, items = load_inrs(model.images["path"])
     by_name = {item.name: item for item in items}
-    sources = [by_name[n.name] for n in (a, b) if n.name in by_name]
-    if len(sources) != 2:
+    if a.name not in by_name or b.name not in by_name:
         raise InputFileError(model.images["path"], f"holds no INR named {a.name!r} or {b.name!r}")
+    references = [source_reference(header.field, by_name[n.name]) for n in (a, b)]  # each source read once
     e = torch.as_tensor(embed(model, [a, b], where, device), device=device)
     gammas = [float(g) for g in np.linspace(0.0, 1.0, steps)]
     result = ShapeInterpolation(a.name, b.name, gammas, [], [], {}, {"embedding": [], "weights": []})
-    for key, net, item in (("a", a, sources[0]), ("b", b, sources[1])):
-        result.targets[f"chamfer_{key}"] = _shape_of(net.weights, header, [item], device)[0]["chamfer_a"]
     progress = progress or SilentProgress()
     with progress.task("shapes along both lines", 2 * steps, "shapes") as advance:
         for g in gammas:
             net, _ = model.decoded_net((1 - g) * e[0] + g * e[1])
             decoded = torch.nn.utils.parameters_to_vector(net.parameters()).detach().cpu().numpy()
             for line, flat in (("embedding", decoded), ("weights", (1 - g) * a.weights + g * b.weights)):
-                row, cloud = _shape_of(flat, header, sources, device)
+                row, cloud = _shape_of(flat, header, references, device)
                 getattr(result, line).append(row)
                 result.clouds[line].append(cloud)
                 advance()
+    # The weight line's ends are the two input INRs themselves.
+    result.targets = {"chamfer_a": result.weights[0]["chamfer_a"], "chamfer_b": result.weights[-1]["chamfer_b"]}
     return result
 
 
