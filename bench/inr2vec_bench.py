@@ -79,9 +79,10 @@ def run(inr_count: int, say: Callable[[str], None] = print, work: Path | None = 
 
     from nrtool.artifacts.inrs import load_inrs
     from nrtool.baselines.config import preset as pointnet_preset
-    from nrtool.baselines.pointnet import PointNet, cloud_from_field, inr_field_fn
+    from nrtool.baselines.pointnet import PointNet, cloud_from_field
     from nrtool.heads.classifier import EmbeddingClassifier
     from nrtool.heads.config import preset as classifier_preset
+    from nrtool.inr.reconstruction import field_function
     from nrtool.inr.siren import SirenSpec, siren_init
     from nrtool.inr2vec.config import inr2vec_preset
     from nrtool.inr2vec.models import Inr2vec
@@ -123,7 +124,7 @@ def run(inr_count: int, say: Callable[[str], None] = print, work: Path | None = 
     for resolution, n_points in cases:
         per_item = []
         for row, item in enumerate(items):
-            field_fn = inr_field_fn(header, item, device)
+            field_fn = field_function(header, item.params, device)
 
             def classify_once(field_fn: Any = field_fn, row: int = row, resolution: int = resolution,
                               n_points: int = n_points) -> None:

@@ -45,13 +45,14 @@ from nrtool.heads.training import (
     steps_per_epoch,
     supervised_epoch,
 )
+from nrtool.inr.reconstruction import field_function
 from nrtool.io.naming import source_group, train_val_split
 from nrtool.nn import linear_bn_relu, recalibrate_batchnorm
 from nrtool.progress import Progress, SilentProgress
 from nrtool.training import TrainingRun, TrainReport
 
 if TYPE_CHECKING:
-    from nrtool.artifacts.inrs import InrHeader, InrItem
+    from nrtool.artifacts.inrs import InrItem
 
 CHECKPOINT_FORMAT = "nrtool-pointnet"
 CHECKPOINT_VERSION = 1
@@ -120,16 +121,6 @@ def cloud_from_field(
     return pool[index]
 
 
-def inr_field_fn(header: InrHeader, item: InrItem, device: torch.device) -> Any:
-    """``f(points (M,3)) -> field values (M,)`` of one stored INR."""
-    from nrtool.inr.fields import logits_to_field
-    from nrtool.inr.siren import single_field
-
-    flat = torch.from_numpy(np.asarray(item.params, dtype=np.float32)).to(device)
-    logits = single_field(flat, header.spec)
-    return lambda points: logits_to_field(header.field, logits(points))  # type: ignore[arg-type]
-
-
 def points_from_inrs(
     inrs_path: str | os.PathLike[str],
     n_points: int,
@@ -155,7 +146,7 @@ def points_from_inrs(
     points = np.zeros((len(items), n_points, 3), dtype=np.float32)
     with progress.task(f"points from {header.field} INRs", len(items), "shapes") as advance:
         for i, item in enumerate(items):
-            cloud = cloud_from_field(header.field, inr_field_fn(header, item, device), n_points, resolution, device,
+            cloud = cloud_from_field(header.field, field_function(header, item.params, device), n_points, resolution, device,
                                      seed=item_seed(0, item.name))
             if cloud is not None:
                 points[i] = cloud
@@ -416,7 +407,7 @@ def classify_points_file(
     with progress.task(f"classifying {header.field} INRs", len(chosen), "shapes") as advance:
         for i, item in enumerate(chosen):
             # Per item, reconstruction + classification: what one INR costs (Tab. C.5).
-            cloud = cloud_from_field(header.field, inr_field_fn(header, item, torch_device), config.points,
+            cloud = cloud_from_field(header.field, field_function(header, item.params, torch_device), config.points,
                                      grid_resolution(config, header.field), torch_device, seed=item_seed(0, item.name))
             if cloud is None:  # no surface: classified as an all-zero cloud, and reported
                 empty.append(item.name)

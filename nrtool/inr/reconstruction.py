@@ -111,6 +111,18 @@ def _subsample(points: np.ndarray, n: int, seed: int) -> np.ndarray:
     return points[np.random.default_rng(seed).choice(len(points), n, replace=False)]
 
 
+def field_function(header: InrHeader, params: Any, device: Any) -> Any:
+    """``f(points (M,3)) -> field values (M,)`` of one stored INR (its flat ``(P,)`` parameters)."""
+    import torch
+
+    from nrtool.inr.fields import logits_to_field
+    from nrtool.inr.siren import single_field
+
+    flat = torch.as_tensor(np.asarray(params, dtype=np.float32), device=device)
+    logits = single_field(flat, header.spec)
+    return lambda points: logits_to_field(header.field, logits(points))  # type: ignore[arg-type]
+
+
 def discretise(field: str, field_fn: Any, settings: ReconstructionSettings, device: Any, seed: int = 0) -> Reconstruction:
     """Run the field's reconstruction on a field function (normalised frame)."""
     import torch
@@ -299,20 +311,10 @@ def reconstruct_inrs(
 def _reconstruct_items(header: InrHeader, items: Sequence[InrItem], folder: Path, settings: ReconstructionSettings,
                        reuse: bool, torch_device: "torch.device", progress: Progress) -> list[ItemResult]:
     """Reconstruct (or reuse) and score each item into ``folder``."""
-    import torch
-
-    from nrtool.inr.fields import logits_to_field
-    from nrtool.inr.siren import single_field
-
     results: list[ItemResult] = []
     with progress.task(f"reconstructing {header.field}", len(items), "shapes") as advance:
         for item in items:
-            flat = torch.from_numpy(np.asarray(item.params, dtype=np.float32)).to(torch_device)
-            logits_fn = single_field(flat, header.spec)
-
-            def field_fn(points: "torch.Tensor", _logits=logits_fn) -> "torch.Tensor":
-                return logits_to_field(header.field, _logits(points))  # type: ignore[arg-type]
-
+            field_fn = field_function(header, item.params, torch_device)
             existing = _output_path(header.field, item, folder, settings)
             if reuse and existing.exists():
                 recon = load_reconstruction(existing, item, settings)

@@ -15,7 +15,7 @@ from torch import nn
 from nrtool.errors import NrtoolError
 from nrtool.inr.siren import SirenSpec, unflatten
 from nrtool.inr2vec.config import Inr2vecConfig
-from nrtool.nn import linear_bn_relu, positional_encoding
+from nrtool.nn import linear_bn_relu, positional_encoding, split_linear
 
 
 def weight_matrix(params: torch.Tensor, spec: SirenSpec, rows: str = "hidden") -> torch.Tensor:
@@ -75,19 +75,11 @@ class ImplicitDecoder(nn.Module):
         self.layer4 = nn.Linear(hidden, hidden)
         self.out = nn.Linear(hidden, 1)
 
-    @staticmethod
-    def _split_linear(layer: nn.Linear, per_query: torch.Tensor, per_inr: torch.Tensor) -> torch.Tensor:
-        """``layer(cat([per_query, per_inr expanded over queries]))`` without building the copy."""
-        split = per_query.shape[-1]
-        query_part = per_query @ layer.weight[:, :split].T
-        inr_part = per_inr @ layer.weight[:, split:].T + layer.bias  # (B, hidden), once per INR
-        return query_part + inr_part.unsqueeze(1)
-
     def forward(self, embedding: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
         encoded = positional_encoding(queries, self.pe_frequencies)
-        hidden = torch.relu(self._split_linear(self.layer1, encoded, embedding))
+        hidden = torch.relu(split_linear(self.layer1, encoded, embedding))
         hidden = torch.relu(self.layer2(hidden))
-        hidden = torch.relu(self._split_linear(self.layer3, torch.cat([hidden, encoded], dim=-1), embedding))
+        hidden = torch.relu(split_linear(self.layer3, torch.cat([hidden, encoded], dim=-1), embedding))
         hidden = torch.relu(self.layer4(hidden))
         return self.out(hidden).squeeze(-1)
 

@@ -138,16 +138,14 @@ def _shape_of(flat: np.ndarray, header: Any, references: Sequence[np.ndarray], d
               ) -> tuple[dict[str, Any], np.ndarray | None]:
     """One INR's shape, scored against A's and B's ``references`` (its Chamfer as ``chamfer_a|b``)."""
     from nrtool.geometry.metrics import chamfer_distance
-    from nrtool.inr.fields import logits_to_field
     from nrtool.inr.reconstruction import (
         METRIC_POINTS,
         ReconstructionSettings,
         discretise,
+        field_function,
     )
-    from nrtool.inr.siren import single_field
 
-    logits = single_field(torch.as_tensor(np.asarray(flat, dtype=np.float32), device=device), header.spec)
-    recon = discretise(header.field, lambda p: logits_to_field(header.field, logits(p)),
+    recon = discretise(header.field, field_function(header, flat, device),
                        ReconstructionSettings(resolution=LINE_RESOLUTION), device)
     row: dict[str, Any] = {"faces": int(recon.size)}
     ours = recon.surface_points(METRIC_POINTS, seed=2) if recon.size else None  # as `reconstruct --metrics` samples

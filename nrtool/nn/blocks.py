@@ -34,6 +34,20 @@ def linear_bn_relu(in_width: int, widths: Sequence[int]) -> list[nn.Module]:
     return layers
 
 
+def split_linear(layer: nn.Linear, per_query: torch.Tensor, per_item: torch.Tensor) -> torch.Tensor:
+    """``layer(cat([per_query, per_item expanded over the queries], -1))`` without building the copy.
+
+    ``per_query`` (B, M, Q), ``per_item`` (B, I) with ``Q + I = layer.in_features`` -> (B, M, out).
+    A decoder conditioned on a code (an INR's embedding) sees the same code at each of its M
+    queries: its share of the product is computed once per item and broadcast instead of once
+    per query on a (B, M, I) copy.
+    """
+    split = per_query.shape[-1]
+    query_part = per_query @ layer.weight[:, :split].T
+    item_part = per_item @ layer.weight[:, split:].T + layer.bias  # (B, out), once per item
+    return query_part + item_part.unsqueeze(1)
+
+
 def recalibrate_batchnorm(model: nn.Module, forward_passes: Callable[[], None]) -> None:
     """Replace every BatchNorm's running statistics by exact averages under the current weights.
 
