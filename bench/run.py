@@ -20,6 +20,9 @@ Sections (``--only`` picks some, comma-separated):
                    truth, draped vs skinning only (``bench/fit_bench.py``).
 * ``netspace``     NetSpace: encoder / decoder networks/s one at a time and in batches of 8 (tiny and
                    paper sizes), a network decoded vs one trained (``bench/netspace_bench.py``).
+* ``segmentation`` part-segmentation decoder: a training step with the shape's code applied once
+                   per shape vs concatenated at every query (same weights), points/s
+                   (``bench/segmentation_bench.py``).
 * ``knn``          DGCNN's neighbour graph: PyTorch3D ``knn_points`` vs chunked ``cdist`` + ``topk``.
 
 Run ``make bench`` (all sections) or e.g.
@@ -61,7 +64,7 @@ OUT = REPO / "bench-out"
 NRTOOL = Path(sys.executable).parent / "nrtool"
 
 SECTIONS = ("batched", "efficiency", "ground-truth", "quality", "inr2vec", "scan", "garment", "knn", "drape", "nerf", "fit",
-            "netspace")
+            "netspace", "segmentation")
 DEFAULT_PRESETS = {
     "batched": ("tiny", "small"),
     "efficiency": ("tiny", "small", "paper"),
@@ -660,6 +663,16 @@ def bench_netspace(bench: Bench) -> None:
     bench.record("netspace", netspace_bench.run(bench.quick, say=say, device=str(bench.device)))
 
 
+def bench_segmentation(bench: Bench) -> None:
+    """Part-segmentation decoder: training step with the shape's code applied once per shape vs
+    concatenated at every query, inference points/s (bench/segmentation_bench.py)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import segmentation_bench
+
+    heading("segmentation: decoder step, code once per shape vs concatenated per query; points/s")
+    bench.record("segmentation", segmentation_bench.run(bench.quick, say=say, device=str(bench.device)))
+
+
 def bench_drape(bench: Bench) -> None:
     """ms per frame of a ~5k-vertex garment with and without the per-sequence cache, training
     steps/s per preset (bench/drape_bench.py)."""
@@ -683,6 +696,7 @@ SECTION_FUNCTIONS: dict[str, Callable[[Bench], None]] = {
     "drape": bench_drape,
     "fit": bench_fit,
     "netspace": bench_netspace,
+    "segmentation": bench_segmentation,
 }
 
 

@@ -33,7 +33,8 @@ def _points_of(path: str, seed: int = 0) -> np.ndarray | None:
     return points
 
 
-def _scatter(ax: Any, points: np.ndarray | None, title: str) -> None:
+def _scatter(ax: Any, points: np.ndarray | None, title: str, parts: np.ndarray | None = None) -> None:
+    """One cloud on a 3-D axis, coloured by height, or by ``parts`` (one integer label per point)."""
     ax.set_title(title, fontsize=8)
     ax.set_axis_off()
     if points is None or len(points) == 0:
@@ -43,7 +44,11 @@ def _scatter(ax: Any, points: np.ndarray | None, title: str) -> None:
     radius = float(np.max(points.max(0) - points.min(0)) / 2) or 1.0
     p = (points - centre) / radius
     # Shapes are mostly y-up (ModelNet, PSB): show y as the vertical axis.
-    ax.scatter(p[:, 0], p[:, 2], p[:, 1], s=0.5, c=p[:, 1], cmap="viridis", linewidths=0)
+    if parts is None:
+        ax.scatter(p[:, 0], p[:, 2], p[:, 1], s=0.5, c=p[:, 1], cmap="viridis", linewidths=0)
+    else:  # a fixed colour per label (tab10 repeats after 10), so one part looks alike in every cell
+        ax.scatter(p[:, 0], p[:, 2], p[:, 1], s=1.0, c=np.asarray(parts) % 10, cmap="tab10", vmin=0, vmax=9,
+                   linewidths=0)
     ax.set_xlim(-1, 1)
     ax.set_ylim(-1, 1)
     ax.set_zlim(-1, 1)
@@ -84,8 +89,11 @@ def point_strip(clouds: Sequence[np.ndarray | None], labels: Sequence[str], png:
 
 
 def point_rows(rows: Sequence[tuple[str, Sequence[np.ndarray | None], Sequence[str]]], png: str | os.PathLike[str],
-               title: str = "") -> None:
-    """Rows of point clouds, each ``(row title, clouds, labels)`` (e.g. two interpolation lines), as a PNG."""
+               title: str = "", parts: Sequence[Sequence[np.ndarray | None]] | None = None) -> None:
+    """Rows of point clouds, each ``(row title, clouds, labels)`` (e.g. two interpolation lines), as a PNG.
+
+    ``parts``: per row, per cloud, an integer label per point (e.g. predicted parts) to colour by.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -96,7 +104,8 @@ def point_rows(rows: Sequence[tuple[str, Sequence[np.ndarray | None], Sequence[s
     for r, (row_title, clouds, labels) in enumerate(rows):
         for col, (points, label) in enumerate(zip(clouds, labels)):
             ax = fig.add_subplot(len(rows), n_cols, r * n_cols + col + 1, projection="3d")
-            _scatter(ax, points, f"{row_title}\n{label}" if row_title and col == 0 else label)
+            _scatter(ax, points, f"{row_title}\n{label}" if row_title and col == 0 else label,
+                     None if parts is None else parts[r][col])
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()

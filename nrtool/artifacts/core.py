@@ -27,7 +27,7 @@ from nrtool import __version__
 from nrtool.errors import InputFileError, NrtoolError
 
 #: Current schema number of each artifact kind; bump on an incompatible layout change.
-SCHEMAS: dict[str, int] = {"inrs": 1, "samples": 1, "embeddings": 1, "predictions": 1, "scan": 1, "body-sequence": 1, "garment-codes": 1, "drape": 1, "masks": 1, "fit": 1, "zoo": 1}
+SCHEMAS: dict[str, int] = {"inrs": 1, "samples": 1, "embeddings": 1, "predictions": 1, "scan": 1, "body-sequence": 1, "garment-codes": 1, "drape": 1, "masks": 1, "fit": 1, "zoo": 1, "segmentation": 1}
 
 STR_DTYPE = h5py.string_dtype(encoding="utf-8")
 

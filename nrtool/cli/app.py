@@ -65,6 +65,7 @@ train_app = _group("train", "Train models: inr2vec encoders, classifiers on embe
 synth_app = _group("synth", "Procedural datasets in real file formats (for tests and demos).")
 plot_app = _group("plot", "Figures from artifacts (PNG).")
 export_app = _group("export", "Artifacts in other tools' formats.")
+import_app = _group("import", "Other tools' datasets in nrtool's formats.")
 body_app = _group("body", "SMPL body model: pose it with AMASS motion and look at the result.")
 nerf_app = _group("nerf", "NeRF of posed frames (scans, NeRF datasets): train, eval (PSNR/SSIM), render, benchmark.")
 garment_app = _group(

@@ -37,6 +37,7 @@ def _register() -> None:
         probegen_cmd,
         reconstruct_cmd,
         scan_cmd,
+        segment_cmd,
         study_cmd,
         synth_cmd,
     )

@@ -25,7 +25,7 @@ import numpy as np
 from nrtool.errors import NrtoolError
 from nrtool.io import save_mesh
 
-__all__ = ["FAMILIES", "class_names", "make_mesh", "make_shape_dataset"]
+__all__ = ["FAMILIES", "class_names", "make_mesh", "make_shape_dataset", "held_out_count"]
 
 FAMILIES: tuple[str, ...] = (
     "ellipsoid",
@@ -341,6 +341,15 @@ def make_mesh(class_index: int, seed: int, item: int) -> Mesh:
     return _normalise(vertices, faces)
 
 
+def held_out_count(per_class: int, test_fraction: float) -> int:
+    """How many of a class's ``per_class`` items go to ``test``: the last ``round(per_class * f)``,
+    at least one (and at least one left for ``train``) when ``0 < f`` and ``per_class >= 2``."""
+    n_test = int(round(per_class * test_fraction))
+    if test_fraction > 0 and per_class >= 2:
+        n_test = min(max(n_test, 1), per_class - 1)
+    return min(n_test, per_class)
+
+
 def make_shape_dataset(
     out_dir: Path,
     classes: int,
@@ -379,11 +388,7 @@ def make_shape_dataset(
     else:
         names = class_names(classes)
         indices = list(range(len(names)))
-    n_test = int(round(per_class * test_fraction))
-    if test_fraction > 0 and per_class >= 2:
-        n_test = min(max(n_test, 1), per_class - 1)
-    n_test = min(n_test, per_class)
-
+    n_test = held_out_count(per_class, test_fraction)
     out_dir = Path(out_dir)
     written = []
     for class_index, name in zip(indices, names):
