@@ -158,40 +158,6 @@ def test_decode_and_interpolate_write_shapes(tiny_inrs: Path, two_epoch_model: P
 
 # ---------------------------------------------------------------- trained: does it learn?
 
-SEPARABLE = ("ellipsoid", "torus", "star_prism")
-#: The fitting these bounds were measured on: `tiny` before its cosine schedule (lr 5e-4
-#: constant, BCE). The thesis' encoder reads those INRs' weights better: with the current `tiny`
-#: fits, the same chain scored accuracy 0.61 and decoded some INRs empty (lr 5e-4 with the
-#: cosine: mAP@1 0.67; measured 2026-12-02, README), while ProbeGen and PointNet gained.
-INR2VEC_FIT = ("--lr", "5e-4", "--schedule", "constant", "--loss", "bce")
-
-
-@pytest.fixture(scope="module")
-def trained_separable(shared_artifacts) -> dict[str, Path]:
-    """3 well-separated procedural classes (18 train / 6 test each), tiny INRs, a trained inr2vec,
-    the embeddings and a classifier: the whole chain, in process, cached across sessions (read-only).
-
-    inr2vec trains as `nrtool train inr2vec --preset tiny --epochs 50 --batch 8` does, except that
-    it validates every 5th epoch on 4 INRs at a 32^3 grid (the command: every epoch, 8 INRs at
-    48^3), which keeps the validation's share of the training small: ~35 s instead of ~140 s.
-    """
-
-    def build(folder: Path) -> None:
-        from nrtool.inr2vec.config import inr2vec_preset, train_preset
-        from nrtool.inr2vec.train import train_inr2vec
-
-        run_cli("synth", "shapes", "--out", folder / "shapes", "--families", ",".join(SEPARABLE), "--per-class", "24",
-                "--test-fraction", "0.25", "--seed", "0", "--quiet")
-        run_cli("fit-inr", folder / "shapes", "--out", folder / "inrs.h5", "--preset", "tiny", *INR2VEC_FIT, "--quiet")
-        settings = train_preset("tiny").with_overrides(epochs=50, batch=8, val_every=5, val_items=4, val_resolution=32)
-        train_inr2vec(folder / "inrs.h5", folder / "inr2vec.pt", inr2vec_preset("tiny"), settings, device="cpu")
-        run_cli("encode", folder / "inrs.h5", "--model", folder / "inr2vec.pt", "--out", folder / "emb.h5", "--quiet")
-        run_cli("train", "classifier", folder / "emb.h5", "--out", folder / "clf.pt", "--preset", "tiny", "--quiet")
-
-    folder = shared_artifacts.get("inr2vec-separable", {"classes": SEPARABLE}, build)
-    return {name: folder / name for name in ("inrs.h5", "inr2vec.pt", "emb.h5", "clf.pt")}
-
-
 def test_trained_separable_embeddings_classify_and_retrieve_unseen_shapes(trained_separable: dict[str, Path], tmp_path: Path) -> None:
     paths = trained_separable
     result = json.loads(run_cli("classify", paths["emb.h5"], "--model", paths["clf.pt"], "--out", tmp_path / "pred.h5",

@@ -27,6 +27,7 @@ def _register() -> None:
         fit_cmd,
         fit_scan_cmd,
         garment_cmd,
+        generate_cmd,
         heads_cmd,
         info_cmd,
         inr2vec_cmd,

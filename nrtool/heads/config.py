@@ -82,3 +82,37 @@ SEGMENTER_PRESETS: Presets[SegmenterConfig] = Presets(
     small=SegmenterConfig(preset="small", hidden=256, queries=1024, epochs=150, lr=1e-3, batch=32),
     tiny=SegmenterConfig(preset="tiny", hidden=128, queries=512, epochs=80, lr=3e-3, batch=16),
 )
+
+
+@dataclass(frozen=True)
+class GanConfig(LoopSettings):
+    """Everything that determines a latent GAN on embeddings (thesis Sec. 5.5.5; Achlioptas et al.'s
+    latent-GAN with a WGAN-GP critic, as the official code has it)."""
+
+    WHAT = "latent GAN"
+
+    preset: str = ""
+    noise: int = option(1024, help="Generator noise size (the official code's 1024; the thesis says 128).")
+    generator_hidden: int = option(128, help="Generator hidden width (noise -> hidden -> ReLU -> embedding).")
+    critic_hidden: tuple[int, ...] = option((256, 512), help="Critic hidden widths, one --critic-hidden per layer.")
+    critic_steps: int = option(5, help="Critic steps per generator step.")
+    gradient_penalty: float = option(10.0, help="WGAN-GP weight lambda.")
+    lr: float = option(1e-4, help="Adam learning rate (beta1 0.5) of both networks.")
+    batch: int = option(50, help="Embeddings per critic step.")
+    epochs: int = option(2000, help="Epochs (one generator step per batch of training embeddings).")
+    seed: int = option(0, help="Seed of initialisation and sampling.")
+
+    def checks(self) -> dict[str, bool]:
+        return {**super().checks(), "noise": self.noise >= 1, "generator_hidden": self.generator_hidden >= 1,
+                "critic_hidden": len(self.critic_hidden) >= 1 and all(h >= 1 for h in self.critic_hidden),
+                "critic_steps": self.critic_steps >= 1, "gradient_penalty": self.gradient_penalty >= 0,
+                "lr": self.lr > 0, "batch": self.batch >= 2}
+
+
+#: ``paper``: the official code's sizes and rates. ``tiny``: the same networks trained for fewer,
+#: faster steps (measured on the suite's procedural classes, ``tests/test_generation.py``).
+GAN_PRESETS: Presets[GanConfig] = Presets(
+    paper=GanConfig(preset="paper"),
+    small=GanConfig(preset="small", epochs=800, lr=2e-4, batch=32),
+    tiny=GanConfig(preset="tiny", epochs=300, lr=5e-4, batch=16),
+)

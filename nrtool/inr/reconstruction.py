@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nrtool.artifacts.core import ItemInfo
 from nrtool.artifacts.inrs import InrHeader, InrItem, load_inrs
 from nrtool.config import Config, option
 from nrtool.errors import InputFileError, NrtoolError
@@ -144,7 +145,7 @@ def discretise(field: str, field_fn: Any, settings: ReconstructionSettings, devi
     raise NrtoolError(f"unknown field {field!r}")
 
 
-def source_reference(field: str, item: InrItem) -> np.ndarray:
+def source_reference(field: str, item: "ItemInfo") -> np.ndarray:
     """What a reconstruction of ``item`` is scored against: its source's voxel grid (occ) or
     ``METRIC_POINTS`` points on its source in the normalised frame (read once, reuse for many)."""
     from nrtool.geometry.ground_truth import Normalisation

@@ -65,7 +65,7 @@ def _load(model_path: str | os.PathLike[str], embeddings_path: str | os.PathLike
     return model, embeddings, field, torch_device
 
 
-def _decode_rows(model: Any, vectors: np.ndarray, infos: Sequence[ItemInfo], field: str, folder: Path, final: Path,
+def decode_rows(model: Any, vectors: np.ndarray, infos: Sequence[ItemInfo], field: str, folder: Path, final: Path,
                  settings: ReconstructionSettings, device: torch.device, progress: Progress, label: str) -> list[DecodedShape]:
     """Decode each vector into ``folder`` (the staging folder of ``final``); paths name ``final``."""
     results = []
@@ -106,7 +106,7 @@ def decode_embeddings(
         rows = [index[n] for n in names]
     check_output_folder(out_dir, force)
     with atomic_folder(out_dir, force) as staging:
-        return _decode_rows(model, embeddings.vectors[rows], [embeddings.items[i] for i in rows], field, staging,
+        return decode_rows(model, embeddings.vectors[rows], [embeddings.items[i] for i in rows], field, staging,
                             Path(out_dir), settings, torch_device, progress or SilentProgress(), f"decoding {field}")
 
 
@@ -141,7 +141,7 @@ def interpolate_embeddings(
 
     check_output_folder(out_dir, force)
     with atomic_folder(out_dir, force) as staging:
-        results = _decode_rows(model, vectors, infos, field, staging, Path(out_dir), settings, torch_device,
+        results = decode_rows(model, vectors, infos, field, staging, Path(out_dir), settings, torch_device,
                                progress or SilentProgress(), f"interpolating {start} -> {end}")
         point_strip([r.points for r in results], [f"{w:.2f}" for w in weights], staging / "strip.png",
                     title=f"{start} -> {end}")
