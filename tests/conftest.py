@@ -463,8 +463,9 @@ def psb_subset(shared_artifacts) -> dict[str, Path]:
 
 #: Test modules that build the longest shared chains, collected first: under pytest-xdist each
 #: starts on a worker of its own at once rather than last, behind the quick modules.
-LONG_CHAINS_FIRST = ("test_inr2vec.py", "test_drape_layers.py", "test_fit_scan.py", "test_drape.py", "test_probegen.py",
-                     "test_netspace.py", "test_netspace_sdf.py", "test_netspace_multi.py")
+LONG_CHAINS_FIRST = ("test_netspace.py", "test_nerf.py", "test_inr2vec.py", "test_drape_layers.py", "test_fit_scan.py",
+                     "test_drape.py", "test_netspace_sdf.py", "test_segmentation.py", "test_probegen.py",
+                     "test_netspace_multi.py")
 WORKER_TIMINGS = pytest.StashKey[dict]()
 
 

@@ -36,14 +36,14 @@ def test_wgan_gp_learns_a_gaussian_in_embedding_space(tmp_path: Path) -> None:
 
     from nrtool.artifacts.core import ItemInfo
     from nrtool.artifacts.embeddings import Embeddings, write_embeddings
-    from nrtool.heads.latent_gan import load_gan
+    from nrtool.inr2vec.generation import load_gan
 
     rng = np.random.default_rng(0)
     mean, spread = rng.normal(size=16) * 3, np.linspace(0.2, 1.0, 16)
     vectors = (mean + rng.normal(size=(128, 16)) * spread).astype(np.float32)
     items = [ItemInfo(f"v{i:03d}", "blob", "train", "", i, np.zeros(3), 1.0) for i in range(128)]
     write_embeddings(tmp_path / "emb.h5", Embeddings(vectors, items))
-    run_cli("train", "gan", tmp_path / "emb.h5", "--out", tmp_path / "gan.pt", "--epochs", "60", "--noise", "32",
+    run_cli("train", "gan", tmp_path / "emb.h5", "--out", tmp_path / "gan.pt", "--epochs", "40", "--noise", "32",
             "--quiet")
     gan = load_gan(tmp_path / "gan.pt")
     with torch.no_grad():
@@ -62,13 +62,13 @@ def test_wgan_gp_learns_a_gaussian_in_embedding_space(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def class_gans(trained_separable: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
-    """One GAN per class on the trained chain's embeddings (18 each), 6 shapes generated from each
+    """One GAN per class on the trained chain's embeddings (18 each; 100 epochs), 6 shapes generated from each
     and scored against the 6 held-out shapes of every class."""
     root = tmp_path_factory.mktemp("gans")
     results = {}
     for name in SEPARABLE:
         run_cli("train", "gan", trained_separable["emb.h5"], "--class", name, "--out", root / f"{name}.pt",
-                "--epochs", "150", "--quiet")
+                "--epochs", "100", "--quiet")
         result = json.loads(run_cli("generate", "--model", root / f"{name}.pt", "-n", "6", "--resolution", "32",
                                     "--reference", trained_separable["emb.h5"], "--out", root / name, "--json",
                                     "--quiet").stdout)

@@ -41,7 +41,7 @@ def train_gan(
     """
     config = GAN_PRESETS(preset, **overrides)
     check_device(device)
-    from nrtool.heads.latent_gan import train_gan_file
+    from nrtool.inr2vec.generation import train_gan_file
 
     report = train_gan_file(embeddings, out, config, class_name=class_name, device=device, progress=progress(),
                             restart=restart)
@@ -71,7 +71,7 @@ def generate(
     Example: `nrtool generate --model chair-gan.pt -n 16 --out gen/ --reference emb.h5`
     """
     check_device(device)
-    from nrtool.heads.latent_gan import generate_file
+    from nrtool.inr2vec.generation import generate_file
 
     result = generate_file(model, count, out, decoder_path=decoder, resolution=resolution, seed=seed, reference=reference,
                            reference_splits=tuple(reference_split), device=device, progress=progress(), force=force)

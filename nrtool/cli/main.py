@@ -31,6 +31,7 @@ def _register() -> None:
         heads_cmd,
         info_cmd,
         inr2vec_cmd,
+        mapping_cmd,
         nerf_cmd,
         netspace_cmd,
         plot_cmd,

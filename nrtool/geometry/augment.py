@@ -65,14 +65,15 @@ def augment_points(points: np.ndarray, settings: AugmentSettings, rng: np.random
     return out
 
 
-def _copy_seed(settings: AugmentSettings, name: str, copy: int) -> np.random.Generator:
-    # Seeded by the item's name: adding shapes to a data set does not change the other copies.
+def name_rng(seed: int, name: str, copy: int) -> np.random.Generator:
+    """A random stream of item ``name``'s ``copy``: seeded by the name, so adding shapes to a data
+    set does not change the other items' copies."""
     key = np.frombuffer(name.encode("utf-8"), dtype=np.uint8).astype(np.uint64)
-    return np.random.default_rng([settings.seed, copy, *key.tolist()])
+    return np.random.default_rng([seed, copy, *key.tolist()])
 
 
-def _relative_folder(source: ShapeSource) -> Path:
-    """Where an augmented copy goes, so that discovery gives it the source's class and split."""
+def relative_folder(source: ShapeSource) -> Path:
+    """Where a derived copy of a shape goes, so that discovery gives it the source's class and split."""
     if source.class_name is None:
         return Path(".")
     return Path(source.class_name) / (source.split or "")
@@ -112,11 +113,11 @@ def augment_dataset(
             shape = load_shape(source.path)
             if shape.kind == "voxels":
                 raise InputFileError(source.path, "voxel grids cannot be augmented (meshes and point clouds only)")
-            folder = staging / _relative_folder(source)
+            folder = staging / relative_folder(source)
             folder.mkdir(parents=True, exist_ok=True)
             stem = Path(source.path).stem
             for copy in range(1, settings.copies + 1):
-                rng = _copy_seed(settings, source.name, copy)
+                rng = name_rng(settings.seed, source.name, copy)
                 target = folder / f"{stem}_aug{copy}.ply"
                 _write_copy(shape, augment_points(shape.points(), settings, rng), target)
                 written.append(out / target.relative_to(staging))

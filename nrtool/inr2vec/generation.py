@@ -134,13 +134,33 @@ class GanTrainer:
         return None
 
 
-def _decoder_of(embeddings_path: str | os.PathLike[str]) -> dict[str, str] | None:
+def recorded_decoder(embeddings_path: str | os.PathLike[str]) -> dict[str, str] | None:
     """The inr2vec model an embeddings artifact was encoded with (its recorded input ``.pt``)."""
     from nrtool.artifacts.core import describe
 
     inputs = describe(embeddings_path)["inputs"]
     models = [entry for entry in inputs if str(entry.get("path", "")).endswith(".pt")]
     return dict(models[0]) if models else None
+
+
+def resolve_decoder(model_path: str | os.PathLike[str], recorded: dict[str, str] | None,
+                    decoder_path: str | os.PathLike[str] | None, device: torch.device, dim: int) -> tuple[Any, str]:
+    """The inr2vec model that decodes a head's output embeddings, and its field: ``decoder_path``,
+    or else the one ``model_path`` recorded (which must still exist, unchanged)."""
+    from nrtool.artifacts.core import sha256_file
+    from nrtool.inr2vec.train import load_model
+
+    if decoder_path is None:
+        if recorded is None or not Path(recorded["path"]).exists():
+            raise InputFileError(model_path, "does not name an inr2vec model that exists here; pass --decoder inr2vec.pt")
+        decoder_path = recorded["path"]
+        if sha256_file(decoder_path) != recorded.get("sha256"):
+            raise InputFileError(decoder_path, f"changed since {model_path}'s embeddings were encoded with it; pass --decoder")
+    decoder, checkpoint = load_model(decoder_path, device)
+    if decoder.config.embedding_dim != dim:
+        raise InputFileError(decoder_path, f"decodes {decoder.config.embedding_dim}-d embeddings, {model_path} "
+                             f"gives {dim}-d ones")
+    return decoder, str(checkpoint["inr"]["field"])
 
 
 @holds_output_lock("out")
@@ -180,7 +200,7 @@ def train_gan_file(
                        config, progress, restart, "training latent GAN" + (f" ({class_name})" if class_name else ""))
     save_checkpoint(out, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, {
         "config": config.to_dict(), "class": class_name, "dim": int(embeddings.vectors.shape[1]),
-        "state_dict": run.best_state, "history": run.history, "decoder": _decoder_of(embeddings_path),
+        "state_dict": run.best_state, "history": run.history, "decoder": recorded_decoder(embeddings_path),
         "field": embeddings.field, "encoder": embeddings.encoder,
         "embeddings": {"inputs": provenance([embeddings_path]), "items": len(rows)},
     })
@@ -266,14 +286,12 @@ def generate_file(
         atomic_folder,
         atomic_write_bytes,
         check_output_folder,
-        sha256_file,
     )
     from nrtool.artifacts.embeddings import Embeddings, write_embeddings
     from nrtool.device import resolve_device
     from nrtool.geometry.generation_metrics import generation_metrics, mmd_cd
     from nrtool.inr.reconstruction import ReconstructionSettings
     from nrtool.inr2vec.decode import decode_rows
-    from nrtool.inr2vec.train import load_model
     from nrtool.plots import point_strip
 
     if count < 1:
@@ -281,17 +299,7 @@ def generate_file(
     check_output_folder(out_dir, force)
     torch_device = resolve_device(device)
     gan = load_gan(model_path, torch_device)
-    if decoder_path is None:
-        if gan.decoder is None or not Path(gan.decoder["path"]).exists():
-            raise InputFileError(model_path, "does not name an inr2vec model that exists here; pass --decoder inr2vec.pt")
-        decoder_path = gan.decoder["path"]
-        if sha256_file(decoder_path) != gan.decoder.get("sha256"):
-            raise InputFileError(decoder_path, f"changed since {model_path}'s embeddings were encoded with it; pass --decoder")
-    decoder, checkpoint = load_model(decoder_path, torch_device)
-    if decoder.config.embedding_dim != gan.model.mean.shape[0]:
-        raise InputFileError(decoder_path, f"decodes {decoder.config.embedding_dim}-d embeddings, {model_path} "
-                             f"generates {gan.model.mean.shape[0]}-d ones")
-    field_name = checkpoint["inr"]["field"]
+    decoder, field_name = resolve_decoder(model_path, gan.decoder, decoder_path, torch_device, int(gan.model.mean.shape[0]))
     references = _reference_clouds(reference, list(reference_splits), field_name) if reference is not None else None
     with torch.no_grad():
         vectors = gan.model.sample(count, torch.Generator().manual_seed(seed)).cpu().numpy()
