@@ -5,7 +5,8 @@ depend on what it learnt; 256-d embeddings, 5 classes, 13 parts), a training ste
 cross-entropy, backward) of :class:`nrtool.heads.segmentation.PartSegmenter` as built -- the
 embedding and one-hot share of its two input layers computed once per shape
 (:func:`nrtool.nn.split_linear`) -- against the same weights applied the plain way, on the
-input concatenated at every query; the outputs agree to float precision. Then inference points/s.
+input concatenated at every query, in turns, medians; the outputs agree to float precision. Then
+inference points/s.
 Standalone: ``.venv/bin/python bench/segmentation_bench.py``; in ``bench/run.py`` as ``segmentation``.
 """
 
@@ -17,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -44,6 +47,20 @@ def _seconds(fn: Any, repeats: int) -> float:
     for _ in range(repeats):
         fn()
     return (time.perf_counter() - started) / repeats
+
+
+def _side_by_side(fns: list[Any], repeats: int) -> list[float]:
+    """Median seconds of each function, run in turns (a, b, a, b, ...) so that drifts of the
+    machine's speed fall on both alike."""
+    for fn in fns:
+        fn()  # warm-up
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, record in zip(fns, times):
+            started = time.perf_counter()
+            fn()
+            record.append(time.perf_counter() - started)
+    return [float(np.median(record)) for record in times]
 
 
 def run(quick: bool = False, say: Any = print, device: str = "cpu") -> dict[str, Any]:
@@ -76,9 +93,9 @@ def run(quick: bool = False, say: Any = print, device: str = "cpu") -> dict[str,
         with torch.no_grad():
             difference = float((model(embedding, class_index, queries)
                                 - _concatenated_forward(model, embedding, class_index, queries)).abs().max())
-        repeats = 2 if quick or preset == "paper" else 5
-        ours = _seconds(lambda: step(model), repeats)
-        plain = _seconds(lambda: step(lambda *a: _concatenated_forward(model, *a)), repeats)
+        repeats = 3 if quick or preset == "paper" else 9
+        ours, plain = _side_by_side([lambda: step(model), lambda: step(lambda *a: _concatenated_forward(model, *a))],
+                                    repeats)
         with torch.no_grad():
             infer = _seconds(lambda: model(embedding, class_index, queries), repeats)
         row = {"shapes_per_step": shapes, "queries_per_shape": config.queries, "hidden": config.hidden,
