@@ -44,12 +44,12 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=_jsonable) + "\n")
 
 
-def kept_text(report: Any) -> str:
-    """How a classification head's kept epoch was chosen, for its result line."""
-    accuracy = report.best.get("val_accuracy")
-    if accuracy is None:
+def kept_text(report: Any, metric: str = "val_accuracy", label: str = "validation accuracy") -> str:
+    """How a head's kept epoch was chosen (by its validation ``metric``), for its result line."""
+    value = report.best.get(metric)
+    if value is None:
         return "no validation items, kept the last epoch"
-    return f"best validation accuracy {accuracy:.3f} at epoch {report.best_epoch}"
+    return f"best {label} {value:.3f} at epoch {report.best_epoch}"
 
 
 def check_outputs(files: Iterable[Path | None] = (), folders: Iterable[Path | None] = ()) -> None:

@@ -16,6 +16,7 @@ from nrtool.cli.common import (
     argv,
     check_device,
     check_outputs,
+    kept_text,
     print_json,
     print_training,
     progress,
@@ -46,8 +47,7 @@ def train_mapping(
 
     report = train_mapping_file(source, target, out, config, device=device, progress=progress(), restart=restart)
     d = report.details
-    mse = report.best.get("val_mse")
-    kept = f"best validation MSE {mse:.4f} at epoch {report.best_epoch}" if mse is not None else "no validation pairs, kept the last epoch"
+    kept = kept_text(report, "val_mse", "validation MSE")
     print_training(report, json_out, f"{d['train_pairs']} train / {d['val_pairs']} validation pairs, {kept}")
 
 

@@ -18,6 +18,7 @@ from nrtool.cli.common import (
     check_device,
     check_outputs,
     console,
+    kept_text,
     print_json,
     print_training,
     progress,
@@ -50,9 +51,7 @@ def train_segmenter(
 
     report = train_segmenter_file(embeddings, out, config, device=device, progress=progress(), restart=restart)
     d = report.details
-    miou = report.best.get("val_class_miou")
-    kept = (f"best validation class mIoU {miou:.3f} at epoch {report.best_epoch}" if miou is not None
-            else "no validation items, kept the last epoch")
+    kept = kept_text(report, "val_class_miou", "validation class mIoU")
     print_training(report, json_out, f"{d['parts']} parts of {len(d['classes'])} classes on {d['dim']}-d embeddings, "
                    f"{d['train_items']} train / {d['val_items']} validation shapes, {kept}")
 

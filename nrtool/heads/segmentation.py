@@ -33,7 +33,7 @@ from nrtool.artifacts.core import holds_output_lock
 from nrtool.errors import InputFileError, NrtoolError
 from nrtool.heads.config import SegmenterConfig
 from nrtool.heads.part_iou import miou_report, shape_iou
-from nrtool.heads.training import shuffled_batches, steps_per_epoch
+from nrtool.heads.training import steps_per_epoch, supervised_epoch
 from nrtool.nn import positional_encoding, split_linear
 from nrtool.progress import Progress, SilentProgress
 from nrtool.training import TrainReport
@@ -207,24 +207,17 @@ class SegmenterTrainer:
 
     def train_epoch(self, epoch: int, advance: Any, out_of_time: Any) -> dict[str, float]:
         self.model.train()
-        total, seen = 0.0, 0
-        for index in shuffled_batches(len(self.train_vectors), self.config.batch, self.generator):
-            index = index.to(self.device)
+
+        def loss_of(index: torch.Tensor) -> torch.Tensor:
             draw = torch.rand(len(index), self.config.queries, generator=self.generator).to(self.device)
             rows = (draw * self.train_counts[index, None]).long()  # uniform over each shape's own points
             queries = torch.gather(self.train_points[index], 1, rows[..., None].expand(-1, -1, 3))
             targets = torch.gather(self.train_labels[index], 1, rows)
             logits = self.model(self.train_vectors[index], self.train_classes[index], queries)
-            loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            self.scheduler.step()
-            total, seen = total + loss.item() * len(index), seen + len(index)
-            advance()
-            if out_of_time():
-                break
-        return {"train_loss": total / max(seen, 1), "lr": float(self.optimizer.param_groups[0]["lr"])}
+            return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+
+        return supervised_epoch(len(self.train_vectors), self.config.batch, self.generator, self.device, loss_of,
+                                self.optimizer, self.scheduler, advance)
 
     def validate(self, epoch: int) -> dict[str, float]:
         if not self.val:
