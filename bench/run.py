@@ -23,6 +23,8 @@ Sections (``--only`` picks some, comma-separated):
 * ``segmentation`` part-segmentation decoder: a training step with the shape's code applied once
                    per shape vs concatenated at every query (same weights), points/s
                    (``bench/segmentation_bench.py``).
+* ``scale``        ``fit-inr --backend ray``: INR/s in this process vs Ray tasks on 1 and 2 workers,
+                   the INRs checked equal (``bench/scale_bench.py``).
 * ``knn``          DGCNN's neighbour graph: PyTorch3D ``knn_points`` vs chunked ``cdist`` + ``topk``.
 
 Run ``make bench`` (all sections) or e.g.
@@ -64,7 +66,7 @@ OUT = REPO / "bench-out"
 NRTOOL = Path(sys.executable).parent / "nrtool"
 
 SECTIONS = ("batched", "efficiency", "ground-truth", "quality", "inr2vec", "scan", "garment", "knn", "drape", "nerf", "fit",
-            "netspace", "segmentation")
+            "netspace", "segmentation", "scale")
 DEFAULT_PRESETS = {
     "batched": ("tiny", "small"),
     "efficiency": ("tiny", "small", "paper"),
@@ -663,6 +665,15 @@ def bench_netspace(bench: Bench) -> None:
     bench.record("netspace", netspace_bench.run(bench.quick, say=say, device=str(bench.device)))
 
 
+def bench_scale(bench: Bench) -> None:
+    """fit-inr locally vs as Ray tasks on 1 and 2 workers (bench/scale_bench.py)."""
+    sys.path.insert(0, str(REPO / "bench"))
+    import scale_bench
+
+    heading("scale: fit-inr INR/s, this process vs Ray tasks (1 and 2 workers)")
+    bench.record("scale", scale_bench.run(bench.quick, say=say))
+
+
 def bench_segmentation(bench: Bench) -> None:
     """Part-segmentation decoder: training step with the shape's code applied once per shape vs
     concatenated at every query, inference points/s (bench/segmentation_bench.py)."""
@@ -697,6 +708,7 @@ SECTION_FUNCTIONS: dict[str, Callable[[Bench], None]] = {
     "fit": bench_fit,
     "netspace": bench_netspace,
     "segmentation": bench_segmentation,
+    "scale": bench_scale,
 }
 
 

@@ -151,12 +151,14 @@ def start_training(out: str | os.PathLike[str], device: str, progress: "Progress
     torch device and the progress."""
     from nrtool.artifacts.core import check_output_file
     from nrtool.device import resolve_device
+    from nrtool.distributed import join
     from nrtool.progress import SilentProgress
 
     for item in settings:
         item.validate()
     out = check_output_file(out, "--out")
-    return out, resolve_device(device), progress or SilentProgress()
+    world, torch_device = join(resolve_device(device))  # under torchrun: this rank's device
+    return out, torch_device, (progress or SilentProgress()) if world.is_main else SilentProgress()
 
 
 def _state_copy(model: "torch.nn.Module") -> dict[str, Any]:
@@ -174,12 +176,14 @@ def run_training(trainer: Trainer, out: str | os.PathLike[str] | None, kind: str
     Returns the run; write the checkpoint from
     ``run.best_state``, then call ``run.finish()``.
     """
+    from nrtool import distributed
     from nrtool.progress import SilentProgress
 
     progress = progress or SilentProgress()
     loop.validate()
+    world = distributed.current()
     state = TrainingState(out, kind, fingerprint)
-    saved = state.load(restart)
+    saved = state.load(restart) if world.is_main or not restart else None
     history: list[dict[str, float]] = []
     best_score: tuple[float, ...] | None = None
     best_epoch, best_state = 0, None
@@ -195,6 +199,12 @@ def run_training(trainer: Trainer, out: str | os.PathLike[str] | None, kind: str
     def out_of_time() -> bool:
         return loop.time_limit is not None and time.perf_counter() - started > loop.time_limit
 
+    averaging = None
+    if world.active:  # torchrun: same start, averaged gradients, one decision to stop (nrtool.distributed)
+        device = next(trainer.model.parameters()).device
+        distributed.start_from_rank_zero(trainer.model)
+        averaging = distributed.GradientAverage(trainer.model, trainer.optimizer, world)
+    in_epoch = distributed.in_epoch_clock(world, out_of_time)
     stopped = False
     epoch = first - 1
     resumed = f" (resumed from epoch {first})" if saved is not None else ""
@@ -203,9 +213,11 @@ def run_training(trainer: Trainer, out: str | os.PathLike[str] | None, kind: str
             state.kept_on_interrupt():
         for epoch in range(first, loop.epochs + 1):
             trainer.model.train()
-            record: dict[str, float] = {"epoch": epoch, **trainer.train_epoch(epoch, advance, out_of_time)}
+            record: dict[str, float] = {"epoch": epoch, **trainer.train_epoch(epoch, advance, in_epoch)}
             stopped = out_of_time() and epoch < loop.epochs
-            if epoch % loop.val_every == 0 or epoch == loop.epochs or stopped:
+            if world.active:
+                stopped = distributed.agree(stopped, device)
+            if (epoch % loop.val_every == 0 or epoch == loop.epochs or stopped) and world.is_main:
                 record.update(trainer.validate(epoch))
             history.append(record)
             score = trainer.score(record)
@@ -217,6 +229,8 @@ def run_training(trainer: Trainer, out: str | os.PathLike[str] | None, kind: str
                              scheduler=trainer.scheduler)
             if stopped:
                 break
+    if averaging is not None:
+        averaging.remove()
     if best_state is None:  # nothing left to train: a finished run's state
         best_state = _state_copy(trainer.model)
         best_epoch = epoch
@@ -344,6 +358,10 @@ class TrainingState:
         """
         import torch
 
+        from nrtool.distributed import is_follower
+
+        if is_follower():  # under torchrun rank 0 keeps the state (every rank's would be the same)
+            return
         self._pending = {
             "fingerprint": json.dumps(self.fingerprint, sort_keys=True),
             "epoch": epoch,
@@ -382,6 +400,8 @@ class TrainingState:
 
     def finish(self) -> None:
         """The run is complete (final checkpoint written): no state to resume from."""
+        from nrtool.distributed import is_follower
+
         self._pending = None
-        if self.path is not None:
+        if self.path is not None and not is_follower():  # rank 0 alone owns the state file
             self.path.unlink(missing_ok=True)

@@ -24,6 +24,7 @@ import h5py
 import numpy as np
 
 from nrtool import __version__
+from nrtool.distributed import is_follower
 from nrtool.errors import InputFileError, NrtoolError
 
 #: Current schema number of each artifact kind; bump on an incompatible layout change.
@@ -237,6 +238,8 @@ def atomic_folder(final: str | os.PathLike[str], force: bool = False) -> Iterato
     tmp = _create_temp_folder(parent, final.name, ".tmp")
     try:
         yield tmp
+        if is_follower():  # a torchrun rank other than 0: rank 0 writes the output
+            return
         write_folder_marker(tmp)
         if final.exists():
             old = _create_temp_folder(parent, final.name, ".old")
@@ -266,7 +269,8 @@ def atomic_output(final: str | os.PathLike[str], suffix: str = ".h5") -> Iterato
     os.close(fd)
     try:
         yield tmp
-        _replace_durably(tmp, final)
+        if not is_follower():  # under torchrun rank 0 alone writes outputs
+            _replace_durably(tmp, final)
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -282,6 +286,8 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     synced to disk around the rename. For files a library writes by path (HDF5,
     ``torch.save``) use :func:`atomic_output`.
     """
+    if is_follower():  # under torchrun rank 0 alone writes outputs
+        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = _create_temp_file(path.parent, path.name, ".tmp")
@@ -314,6 +320,8 @@ class OutputLock:
     def acquire(self) -> "OutputLock":
         import fcntl
 
+        if is_follower():  # the torchrun job's rank 0 holds the lock for all its ranks
+            return self
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
             try:

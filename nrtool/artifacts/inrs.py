@@ -176,9 +176,16 @@ class PartsStore(PartsFolder):
 
     prefix = "batch"
 
+    @staticmethod
+    def _key(items: Sequence[InrItem]) -> str:
+        return f"{min(item.source_index for item in items):08d}"
+
+    def has_batch(self, items: Sequence[InrItem]) -> bool:
+        """Whether the batch of ``items`` is kept (seen from this machine: a Ray worker wrote it)."""
+        return self.part_file(self._key(items)).exists()
+
     def save_batch(self, items: Sequence[InrItem]) -> None:
-        first = min(item.source_index for item in items)
-        self.save_part(f"{first:08d}", {
+        self.save_part(self._key(items), {
             "names": np.array([i.name for i in items]),
             "class_names": np.array([i.class_name or "" for i in items]),
             "splits": np.array([i.split or "" for i in items]),

@@ -49,11 +49,14 @@ class PartsFolder:
         self.folder.mkdir(exist_ok=True)
         atomic_write_bytes(self.settings_file, json.dumps(settings, indent=1, sort_keys=True).encode())
 
+    def part_file(self, key: str) -> Path:
+        return self.folder / f"{self.prefix}-{key}.npz"
+
     def save_part(self, key: str, arrays: dict[str, Any]) -> None:
         """One finished part (plain arrays, no pickles), atomically."""
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
-        atomic_write_bytes(self.folder / f"{self.prefix}-{key}.npz", buffer.getvalue())
+        atomic_write_bytes(self.part_file(key), buffer.getvalue())
 
     def load_parts(self) -> list[dict[str, np.ndarray]]:
         """The arrays of every complete part, in key order (damaged files are skipped: redone)."""

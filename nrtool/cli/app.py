@@ -51,8 +51,11 @@ def main(
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors (allowed anywhere on the line)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or notes (allowed anywhere on the line)."),
 ) -> None:
+    from nrtool.distributed import is_follower
+
     OPTIONS.debug = OPTIONS.debug or debug
-    OPTIONS.quiet = OPTIONS.quiet or quiet
+    # Under torchrun only rank 0 reports: the other ranks' lines would repeat it N-1 times.
+    OPTIONS.quiet = OPTIONS.quiet or quiet or is_follower()
 
 
 def _group(name: str, help: str) -> typer.Typer:  # noqa: A002 - Typer's word

@@ -11,6 +11,8 @@ from typing import Any
 
 import typer
 
+from nrtool.backends import BackendSettings
+from nrtool.config import override_options
 from nrtool.progress import LineProgress, Progress, RichProgress, SilentProgress
 
 #: For commands that write an output folder atomically: what ``--force`` may replace.
@@ -40,7 +42,12 @@ def progress() -> Progress:
 
 
 def print_json(data: Any) -> None:
-    """Machine-readable results on stdout (nothing else goes to stdout with ``--json``)."""
+    """Machine-readable results on stdout (nothing else goes to stdout with ``--json``); under
+    torchrun from rank 0 only, so that the job's stdout is one JSON document."""
+    from nrtool.distributed import is_follower
+
+    if is_follower():
+        return
     sys.stdout.write(json.dumps(data, indent=2, default=_jsonable) + "\n")
 
 
@@ -119,6 +126,16 @@ def note_resumed(first_epoch: int | None) -> None:
 
 #: ``--device`` of every computing command.
 DEVICE_OPTION = typer.Option("auto", help="auto | cpu | cuda (or cuda:N).")
+
+
+#: ``--backend local|ray`` and the Ray task's resources, for the commands made of independent items.
+backend_options = override_options(BackendSettings, ["backend", "address", "cpus_per_task", "gpus_per_task",
+                                                     "max_retries"], into="backend_options")
+
+
+def backend_settings(options: dict[str, Any]) -> BackendSettings:
+    """The validated settings of the options :data:`backend_options` added."""
+    return BackendSettings().with_overrides(**options)
 
 
 def check_device(name: str) -> None:

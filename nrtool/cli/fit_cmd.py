@@ -12,6 +12,8 @@ from nrtool.cli.common import (
     DEVICE_OPTION,
     OPTIONS,
     argv,
+    backend_options,
+    backend_settings,
     check_device,
     note,
     print_json,
@@ -29,6 +31,7 @@ SHARD_OPTION = typer.Option(None, help="K/N: only the K-th (1-based) of N interl
 
 
 @app.command("fit-inr")
+@backend_options
 @override_options(FitConfig, ["hidden", "layers", "steps", "points", "lr", "batch", "omega0", "focal_alpha",
                               "focal_gamma", "loss", "schedule"])
 def fit_inr(
@@ -42,12 +45,15 @@ def fit_inr(
     overwrite: bool = typer.Option(False, help="Replace an existing --out fitted with other settings."),
     json_out: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
     overrides: dict = None,
+    backend_options: dict = None,
 ) -> None:
     """Fit one SIREN per shape (batched, from a shared initialisation) into an `inrs` artifact.
 
-    Example: `nrtool fit-inr ../shared/data/psb --out psb.h5 --preset small --shard 1/4`
+    Example: `nrtool fit-inr ../shared/data/psb --out psb.h5 --preset small --shard 1/4`;
+    on a Ray cluster: `nrtool fit-inr shapes/ --out inrs.h5 --backend ray --address auto --gpus-per-task 0.25`
     """
     config = FIT_PRESETS(preset, **overrides, seed=seed)
+    backend = backend_settings(backend_options)
     parsed_shard = Shard.parse(shard)
     check_field_name(field)
     check_device(device)
@@ -55,7 +61,7 @@ def fit_inr(
 
     report = fit_inrs(
         inputs, out, config, field_name=field, device=device, shard=parsed_shard,
-        overwrite=overwrite, progress=progress(), command=argv(),
+        overwrite=overwrite, progress=progress(), command=argv(), backend=backend,
     )
     for line in report.notes:
         note(line)
@@ -85,6 +91,7 @@ def merge(
 
 
 @app.command("sample")
+@backend_options
 def sample(
     inputs: list[str] = typer.Argument(..., help="Shape files, folders or .txt lists (as for fit-inr)."),
     out: Path = typer.Option(..., "--out", "-o", help="The samples artifact to write."),
@@ -92,6 +99,7 @@ def sample(
     preset: str = PRESET_OPTION,
     seed: int = SEED_OPTION,
     shard: Optional[str] = SHARD_OPTION,
+    backend_options: dict = None,
 ) -> None:
     """Precompute ground truth (queries + field values) into a `samples` artifact.
 
@@ -102,9 +110,11 @@ def sample(
     """
     config = FIT_PRESETS(preset, seed=seed)
     parsed_shard = Shard.parse(shard)
+    backend = backend_settings(backend_options)
     check_field_name(field)
     from nrtool.inr.pipeline import sample_shapes
 
-    count = sample_shapes(inputs, out, config, field_name=field, shard=parsed_shard, progress=progress(), command=argv())
+    count = sample_shapes(inputs, out, config, field_name=field, shard=parsed_shard, progress=progress(), command=argv(),
+                          backend=backend)
     if not OPTIONS.quiet:
         print(f"{out}: ground truth of {count} shapes ({config.queries.total} queries each, preset {preset})")

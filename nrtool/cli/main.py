@@ -107,8 +107,13 @@ def invoke(args: list[str]) -> int:
 
 
 def run() -> None:
-    """Console-script entry point: Ctrl-C becomes :class:`Interrupted`, then :func:`invoke`."""
+    """Console-script entry point: Ctrl-C becomes :class:`Interrupted`, then :func:`invoke`.
+
+    So does SIGTERM, which is how Slurm ends a job at its time limit and how torchrun stops
+    its workers: the run keeps its resumable state on the way out, as it does on Ctrl-C.
+    """
     signal.signal(signal.SIGINT, _raise_interrupted)
+    signal.signal(signal.SIGTERM, _raise_interrupted)
     sys.exit(invoke(sys.argv[1:]))
 
 

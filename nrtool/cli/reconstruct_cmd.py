@@ -10,6 +10,8 @@ import typer
 from nrtool.cli.app import app
 from nrtool.cli.common import (
     OPTIONS,
+    backend_options,
+    backend_settings,
     check_device,
     check_outputs,
     console,
@@ -20,6 +22,7 @@ from nrtool.cli.common import (
 
 
 @app.command("reconstruct")
+@backend_options
 def reconstruct(
     inrs: Path = typer.Argument(..., help="An inrs artifact from fit-inr."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for one file per INR (.ply points, .obj mesh, .binvox voxels)."),
@@ -36,6 +39,7 @@ def reconstruct(
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
     overwrite: bool = typer.Option(False, help="Redo everything in --out (by default a rerun with the same settings reuses finished files)."),
     json_out: bool = typer.Option(False, "--json", help="Print per-item results and means as JSON."),
+    backend_options: dict = None,
 ) -> None:
     """Turn fitted INRs back into shapes (udf -> points, sdf -> mesh, occ -> voxels).
 
@@ -51,10 +55,12 @@ def reconstruct(
         resolution=resolution, points=points, voxel_resolution=voxel_resolution, threshold=threshold,
         source_units=not normalised, metrics=metrics, mesh_format=mesh_format,
     )
+    backend = backend_settings(backend_options)
     check_device(device)
     check_outputs(files=[preview], folders=[out])
     header, results = reconstruct_inrs(
-        inrs, out, settings, device=device, names=name, progress=progress(), overwrite=overwrite, splits=split
+        inrs, out, settings, device=device, names=name, progress=progress(), overwrite=overwrite, splits=split,
+        backend=backend,
     )
     summary = summarise(results)
     for result in results:

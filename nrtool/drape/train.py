@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from nrtool.distributed import rank_slice
 from nrtool.drape.config import NUM_BETAS, DrapeConfig, DrapeTrainSettings
 from nrtool.drape.garments import GarmentTemplate, template_tensors
 from nrtool.drape.model import DisplacementField, pad_betas, posed_bodies, poses_digest
@@ -162,9 +163,10 @@ class DrapeTrainer:
             if steps and out_of_time():
                 break
             item = self.items[order[step % len(order)]]
-            rows = self.rng.integers(0, len(self.train_poses), size=self.config.batch)
+            # Both drawn whole on every rank (the streams stay alike); under torchrun each keeps its share.
+            rows = rank_slice(self.rng.integers(0, len(self.train_poses), size=self.config.batch))
             poses = self.train_poses[torch.as_tensor(rows, device=self.device)]
-            betas = self._betas(self.rng, self.config.batch)
+            betas = rank_slice(self._betas(self.rng, self.config.batch))
             total, terms = self.item_energies(item, poses, betas)
             loss = total.mean()
             self.optimizer.zero_grad(set_to_none=True)

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from nrtool.artifacts.core import holds_output_lock
+from nrtool.distributed import rank_slice
 from nrtool.errors import NrtoolError
 from nrtool.garments.config import GarmentConfig, TrainSettings
 from nrtool.garments.data import (
@@ -161,7 +162,7 @@ class GarmentTrainer:
         for step in range(self.steps_per_epoch):
             if steps and out_of_time():
                 break  # checked per step: one paper-size epoch can take many minutes on a CPU
-            rows = order[step * self.batch : (step + 1) * self.batch]
+            rows = rank_slice(order[step * self.batch : (step + 1) * self.batch])  # torchrun: this rank's share
             clouds, labels = [], []
             for i in rows:
                 clouds.append(sample_surface_points(self.train_set[i], config.points, rng))

@@ -34,6 +34,7 @@ from nrtool.artifacts.inrs import (
     write_inrs,
 )
 from nrtool.artifacts.samples import is_samples_file
+from nrtool.backends import BackendSettings, run_items
 from nrtool.errors import InputFileError, NrtoolError
 from nrtool.geometry.ground_truth import FIELDS, FieldName
 from nrtool.inr.config import FitConfig, Shard
@@ -96,6 +97,7 @@ def fit_inrs(
     overwrite: bool = False,
     progress: Progress | None = None,
     command: list[str] | None = None,
+    backend: BackendSettings = BackendSettings(),
 ) -> FitReport:
     """Fit one SIREN per input shape into the ``inrs`` artifact ``out`` (resuming if possible).
 
@@ -104,14 +106,18 @@ def fit_inrs(
     run are reused only when they belong to these inputs. The output is locked for the run.
     """
 
-    from nrtool.device import resolve_device
+    from nrtool.device import check_device_name, resolve_device
     from nrtool.inr.siren import siren_init
 
     progress = progress or SilentProgress()
     started = time.perf_counter()
     out = check_output_file(out, "--out")
-    torch_device = resolve_device(device)
+    if backend.is_local:
+        resolve_device(device)  # a Ray worker resolves its own (it may have the GPU this machine lacks)
+    else:
+        check_device_name(device)
     config.validate()
+    backend.validate()
 
     if len(inputs) == 1 and is_samples_file(inputs[0]):
         plan = _plan_from_samples(inputs[0], config, field_name, shard)
@@ -179,15 +185,16 @@ def fit_inrs(
     if resumed:
         notes.append(f"resumed {len(resumed)} INR(s) from an interrupted run")
 
-    init_device = shared_init.to(torch_device)
+    batches = [todo[first : first + config.batch] for first in range(0, len(todo), config.batch)]
+    work = _FitWork(plan, shared_init.numpy(), device, str(out))
     try:
         with progress.task(f"fitting {field_resolved} INRs ({config.preset})", len(todo), "INRs") as advance:
-            for first in range(0, len(todo), config.batch):
-                batch = todo[first : first + config.batch]
-                fitted = _fit_sources(batch, plan, init_device, torch_device)
-                parts.save_batch(fitted)
+            for _, fitted in run_items(_fit_and_keep, work, batches, backend):
+                if not parts.has_batch(fitted):
+                    raise NrtoolError(f"{parts.folder}: a batch a Ray worker fitted is not there; --out must be on a "
+                                      "filesystem every Ray node shares")
                 resumed.extend(fitted)
-                advance(len(batch))
+                advance(len(fitted))
     except BaseException:
         # Keep finished batches for the next run; leave no empty leftovers when there are none.
         if not parts.has_batches():
@@ -331,6 +338,29 @@ def _plan_from_samples(path: str, config: FitConfig, field_name: str, shard: Sha
     return _Plan(field_resolved, config, selected, truth_for, reader.header.input_set, notes, sha256)
 
 
+@dataclass(frozen=True)
+class _FitWork:
+    """What every batch of a fit needs (sent once to each Ray worker): the plan, the shared
+    initialisation, the ``--device`` asked for and the output whose ``.parts/`` keeps the batches."""
+
+    plan: _Plan
+    init: np.ndarray
+    device: str
+    out: str
+
+
+def _fit_and_keep(work: _FitWork, batch: Sequence[tuple[int, "ShapeSource"]]) -> list[InrItem]:
+    """Fit one batch and keep it in ``OUT.parts/`` (atomically): the unit of work of every backend."""
+    import torch
+
+    from nrtool.device import resolve_device
+
+    device = resolve_device(work.device)
+    fitted = _fit_sources(batch, work.plan, torch.from_numpy(work.init).to(device), device)
+    PartsStore(work.out).save_batch(fitted)
+    return fitted
+
+
 def _fit_sources(
     batch: Sequence[tuple[int, "ShapeSource"]], plan: _Plan, init: "torch.Tensor", device: "torch.device"
 ) -> list[InrItem]:
@@ -369,19 +399,22 @@ def sample_shapes(
     shard: Shard = Shard(),
     progress: Progress | None = None,
     command: list[str] | None = None,
+    backend: BackendSettings = BackendSettings(),
 ) -> int:
-    """Compute ground truth for every input shape into a ``samples`` artifact; returns the count."""
-    from nrtool.artifacts.samples import SampleEntry, SamplesHeader, write_samples
+    """Compute ground truth for every input shape into a ``samples`` artifact; returns the count.
+
+    With a Ray ``backend`` each shape is a task; the artifact is written here, once, at the end.
+    """
+    from nrtool.artifacts.samples import SamplesHeader, write_samples
 
     progress = progress or SilentProgress()
     out = check_output_file(out, "--out")
+    backend.validate()
     plan = _plan_from_shapes(inputs, config, field_name, shard, progress)
-    entries = []
+    entries: list[Any] = [None] * len(plan.selected)
     with progress.task(f"sampling {plan.field} ground truth", len(plan.selected), "shapes") as advance:
-        for pos, src in plan.selected:
-            queries, values, center, scale = plan.truth_for(pos, src)
-            entries.append(SampleEntry(src.name, src.class_name, src.split, str(Path(src.path).resolve()), pos,
-                                       center, scale, queries, values, source_sha256=plan.sha256[src.name]))
+        for index, entry in run_items(_sample_entry, plan, plan.selected, backend):
+            entries[index] = entry
             advance()
     header = SamplesHeader(
         field=plan.field,
@@ -391,6 +424,16 @@ def sample_shapes(
     )
     write_samples(out, header, entries, command=command)
     return len(entries)
+
+
+def _sample_entry(plan: _Plan, item: tuple[int, "ShapeSource"]) -> Any:
+    """One shape's ground truth as a samples entry (the unit of work of ``sample`` on any backend)."""
+    from nrtool.artifacts.samples import SampleEntry
+
+    pos, src = item
+    queries, values, center, scale = plan.truth_for(pos, src)
+    return SampleEntry(src.name, src.class_name, src.split, str(Path(src.path).resolve()), pos, center, scale,
+                       queries, values, source_sha256=plan.sha256[src.name])
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> str:

@@ -13,18 +13,16 @@ import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from nrtool.artifacts.core import ItemInfo
 from nrtool.artifacts.inrs import InrHeader, InrItem, load_inrs
+from nrtool.backends import BackendSettings, run_items
 from nrtool.config import Config, option
 from nrtool.errors import InputFileError, NrtoolError
 from nrtool.progress import Progress, SilentProgress
-
-if TYPE_CHECKING:
-    import torch
 
 #: Points compared per shape for Chamfer / F-score (both sides).
 METRIC_POINTS = 30_000
@@ -288,52 +286,73 @@ def reconstruct_inrs(
     progress: Progress | None = None,
     overwrite: bool = False,
     splits: Sequence[str] | None = None,
+    backend: BackendSettings = BackendSettings(),
 ) -> tuple[InrHeader, list[ItemResult]]:
     """Reconstruct (and optionally score) every INR of an ``inrs`` artifact into ``out_dir``.
 
     Rerunning into the same folder with the same INRs and settings reuses the files an earlier
     (possibly interrupted) run wrote, so long runs resume. The folder is locked for the run.
+    With a Ray ``backend`` each INR is a task that writes its own file (:mod:`nrtool.backends`).
     """
     from nrtool.artifacts.core import check_output_dir, output_lock
-    from nrtool.device import resolve_device
+    from nrtool.device import check_device_name, resolve_device
 
     progress = progress or SilentProgress()
+    backend.validate()
     header, items = load_inrs(path)
     items = select_items(items, names, path, splits)
-    torch_device = resolve_device(device)
+    if backend.is_local:
+        resolve_device(device)  # fail here; a Ray worker resolves its own
+    else:
+        check_device_name(device)
     folder = check_output_dir(out_dir, "--out")
     folder.parent.mkdir(parents=True, exist_ok=True)  # the lock lives beside the folder
     with output_lock(folder):
         folder.mkdir(parents=True, exist_ok=True)
-        reuse = _claim_folder(folder, path, settings, overwrite)
-        return header, _reconstruct_items(header, items, folder, settings, reuse, torch_device, progress)
+        work = _ReconstructionWork(header, str(folder), settings, _claim_folder(folder, path, settings, overwrite),
+                                   device)
+        results: list[Any] = [None] * len(items)
+        with progress.task(f"reconstructing {header.field}", len(items), "shapes") as advance:
+            for index, result in run_items(_reconstruct_item, work, items, backend):
+                results[index] = result
+                advance()
+        return header, results
 
 
-def _reconstruct_items(header: InrHeader, items: Sequence[InrItem], folder: Path, settings: ReconstructionSettings,
-                       reuse: bool, torch_device: "torch.device", progress: Progress) -> list[ItemResult]:
-    """Reconstruct (or reuse) and score each item into ``folder``."""
-    results: list[ItemResult] = []
-    with progress.task(f"reconstructing {header.field}", len(items), "shapes") as advance:
-        for item in items:
-            field_fn = field_function(header, item.params, torch_device)
-            existing = _output_path(header.field, item, folder, settings)
-            if reuse and existing.exists():
-                recon = load_reconstruction(existing, item, settings)
-            else:
-                recon = discretise(header.field, field_fn, settings, torch_device)
-            result = ItemResult(item.name, item.class_name, None, recon.size)
-            if recon.size == 0:
-                result.problem = "empty reconstruction (the INR has no surface)"
-            else:
-                if not (reuse and existing.exists()):
-                    write_reconstruction(recon, item, folder, settings)
-                result.path = str(existing)
-                if settings.metrics:
-                    for key, value in score(header.field, recon, item).items():
-                        setattr(result, key, float(value))
-            results.append(result)
-            advance()
-    return results
+@dataclass(frozen=True)
+class _ReconstructionWork:
+    """What every item of a reconstruction needs (sent once to each Ray worker)."""
+
+    header: InrHeader
+    folder: str
+    settings: ReconstructionSettings
+    reuse: bool  # files of an earlier run with these settings may be reused
+    device: str
+
+
+def _reconstruct_item(work: _ReconstructionWork, item: InrItem) -> ItemResult:
+    """Reconstruct (or reuse) and score one item into the folder: the unit of work of every backend."""
+    from nrtool.device import resolve_device
+
+    header, folder, settings = work.header, Path(work.folder), work.settings
+    torch_device = resolve_device(work.device)
+    existing = _output_path(header.field, item, folder, settings)
+    reused = work.reuse and existing.exists()
+    if reused:
+        recon = load_reconstruction(existing, item, settings)
+    else:
+        recon = discretise(header.field, field_function(header, item.params, torch_device), settings, torch_device)
+    result = ItemResult(item.name, item.class_name, None, recon.size)
+    if recon.size == 0:
+        result.problem = "empty reconstruction (the INR has no surface)"
+        return result
+    if not reused:
+        write_reconstruction(recon, item, folder, settings)
+    result.path = str(existing)
+    if settings.metrics:
+        for key, value in score(header.field, recon, item).items():
+            setattr(result, key, float(value))
+    return result
 
 
 def summarise(results: Sequence[ItemResult]) -> dict[str, Any]:

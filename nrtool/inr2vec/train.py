@@ -22,6 +22,7 @@ import torch
 
 from nrtool.artifacts.core import holds_output_lock, sha256_file
 from nrtool.artifacts.inrs import InrHeader, InrItem, load_inrs
+from nrtool.distributed import rank_slice
 from nrtool.errors import InputFileError, NrtoolError
 from nrtool.inr.fields import FieldName, field_loss, logits_to_field
 from nrtool.inr.siren import SirenSpec, batched_forward
@@ -172,7 +173,7 @@ class Inr2vecTrainer:
         order = torch.randperm(n, generator=self.generator)
         losses = []
         for start in range(0, n, self.settings.batch):
-            rows = order[start : start + self.settings.batch]
+            rows = rank_slice(order[start : start + self.settings.batch])  # torchrun: this rank's share
             if len(rows) < 2:  # BatchNorm needs more than one INR
                 advance()
                 continue

@@ -40,6 +40,7 @@ from torch import nn
 
 from nrtool.artifacts.core import holds_output_lock
 from nrtool.artifacts.zoo import Zoo, ZooNet
+from nrtool.distributed import rank_slice
 from nrtool.errors import InputFileError, NrtoolError
 from nrtool.netspace.architectures import net_from_weights
 from nrtool.netspace.config import NetSpaceConfig, NetSpaceTraining
@@ -248,7 +249,7 @@ class NetSpaceTrainer:
         totals: dict[str, float] = {}
         steps = 0
         for _ in range(self.steps_per_epoch):
-            nets = torch.randperm(len(self.train_nets), generator=self.generator)[: self.config.meta_batch]
+            nets = rank_slice(torch.randperm(len(self.train_nets), generator=self.generator)[: self.config.meta_batch])
             if self.task == "sdf":  # candidates: a quarter is kept per target (field_points)
                 batch = random_points(4 * self.config.points, self.generator, self.device)
             else:
