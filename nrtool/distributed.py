@@ -80,7 +80,14 @@ def join(device: "torch.device") -> tuple[World, "torch.device"]:
         device = torch.device("cuda", world.local_rank)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        try:
+            dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        except (RuntimeError, ValueError) as exc:  # e.g. WORLD_SIZE set by something other than torchrun
+            from nrtool.errors import NrtoolError
+
+            raise NrtoolError(f"WORLD_SIZE={world.size} in the environment, but joining the torchrun job failed "
+                              f"({str(exc).splitlines()[0][:160]}); start the command with torchrun, or unset "
+                              "WORLD_SIZE") from exc
     return world, device
 
 

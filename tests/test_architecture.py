@@ -85,7 +85,7 @@ def test_no_import_cycle_between_packages() -> None:
 
 
 def test_artifacts_is_a_leaf() -> None:
-    # distributed: which torchrun rank writes (it imports nothing of nrtool itself).
+    # distributed: which torchrun rank writes (it imports nothing of nrtool but errors).
     targets = set(package_imports().get("artifacts", {})) - {ROOT}
     assert targets <= {"errors", "distributed"}, f"nrtool.artifacts imports {sorted(targets)}"
-    assert not set(package_imports().get("distributed", {})) - {ROOT}
+    assert set(package_imports().get("distributed", {})) - {ROOT} <= {"errors"}

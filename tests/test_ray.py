@@ -2,13 +2,15 @@
 Ray instance and on a two-node ``ray.cluster_utils.Cluster``; a worker killed mid-task is rerun.
 
 Ray's files go to a short temporary folder (``RAY_TMPDIR``; its socket paths must stay under
-107 characters) and ``HOME`` points at an empty folder that must still be empty at the end (token
-authentication stays off: with it on, Ray keeps a token under ``~/.ray``).
+107 characters) and ``HOME`` points at an empty folder that must still be empty at the end. Ray's
+token authentication (on by default in 2.60) stays on, with the token given in the environment:
+otherwise Ray would generate one into ``~/.ray/auth_token``.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import tempfile
@@ -21,7 +23,8 @@ import pytest
 
 from tests.conftest import assert_clean_failure, run_cli
 
-ray = pytest.importorskip("ray", reason="the test extra installs Ray; without it --backend ray is untestable")
+#: Ray is imported only once the sandbox's environment is set: it reads its token settings once.
+RAY_MISSING = "the test extra installs Ray; without it --backend ray is untestable"
 
 FIT = ("--preset", "tiny", "--steps", "40", "--batch", "1", "--seed", "3", "--quiet")
 #: Ray sets a task's process title to ``ray::FUNCTION`` while it runs.
@@ -34,11 +37,13 @@ def ray_sandbox():
     root = Path(tempfile.mkdtemp(prefix="nrray-"))
     home = root / "home"
     home.mkdir()
-    saved = {k: os.environ.get(k) for k in ("RAY_TMPDIR", "HOME", "RAY_AUTH_MODE", "RAY_USAGE_STATS_ENABLED")}
-    os.environ.update(RAY_TMPDIR=str(root / "t"), HOME=str(home), RAY_AUTH_MODE="disabled",
-                      RAY_USAGE_STATS_ENABLED="0")
+    saved = {k: os.environ.get(k) for k in ("RAY_TMPDIR", "HOME", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN",
+                                             "RAY_USAGE_STATS_ENABLED")}
+    os.environ.update(RAY_TMPDIR=str(root / "t"), HOME=str(home), RAY_AUTH_MODE="token",
+                      RAY_AUTH_TOKEN=secrets.token_hex(32), RAY_USAGE_STATS_ENABLED="0")
     (root / "t").mkdir()
     try:
+        pytest.importorskip("ray", reason=RAY_MISSING)
         yield root
         assert not any(home.iterdir()), f"Ray wrote into HOME: {sorted(p.name for p in home.iterdir())}"
     finally:
@@ -97,6 +102,8 @@ def test_a_local_ray_instance_samples_the_same_ground_truth(ray_sandbox, synth_s
     for row in range(len(local)):
         for a, b in zip(remote.truth(row), local.truth(row)):
             np.testing.assert_array_equal(a, b)
+    import ray
+
     assert not ray.is_initialized()
 
 
