@@ -138,11 +138,9 @@ class GradientAverage:
         flat = torch.cat([g.reshape(-1) for g in grads])
         dist.all_reduce(flat)
         flat /= self.size
-        offset = 0
-        for param in self.params:
-            count = param.numel()
-            param.grad = flat[offset : offset + count].view_as(param).clone()
-            offset += count
+        # Views into this step's fresh buffer: no copy per parameter.
+        for param, piece in zip(self.params, flat.split([p.numel() for p in self.params])):
+            param.grad = piece.view_as(param)
 
     def remove(self) -> None:
         self._handle.remove()
