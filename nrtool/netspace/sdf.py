@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from nrtool.artifacts.architecture import SirenSpec
 from nrtool.artifacts.zoo import Zoo, ZooNet
 from nrtool.errors import InputFileError
 
@@ -57,23 +58,61 @@ def random_points(count: int, generator: torch.Generator, device: torch.device |
     return (torch.rand((count, 3), generator=generator) * 2 - 1).to(device)
 
 
-def field_points(template: torch.nn.Module, prep: torch.Tensor, candidates: torch.Tensor, field: str) -> torch.Tensor:
-    """Where two INRs' fields are compared: of ``4 N`` uniform candidates, the ``N / 2`` where the
-    target's field is nearest its surface, and ``N / 2`` of the rest at random. Uniform points alone
-    are almost all far from the surface, where an SDF INR's field is flat at its clip value: the
-    shape would hardly count in the loss."""
-    from nrtool.inr.fields import logits_to_field
-    from nrtool.netspace.prep import forward_with
+def inr_fields(preps: torch.Tensor, points: torch.Tensor, spec: SirenSpec, field: str) -> torch.Tensor:
+    """B INRs' fields (sdf/udf in normalised units, occupancy probability) at their own points.
 
+    ``preps`` (B, ...) holds each INR's parameters first (a PRep, or flat ``inrs`` rows); ``points``
+    (B, M, 3). One batched SIREN evaluation (:func:`nrtool.inr.siren.batched_forward`), the fitter's."""
+    from nrtool.inr.fields import logits_to_field
+    from nrtool.inr.siren import batched_forward
+
+    flat = preps.reshape(len(preps), -1)[:, : spec.n_params]
+    return logits_to_field(field, batched_forward(flat, points, spec))
+
+
+def field_points(spec: SirenSpec, preps: torch.Tensor, candidates: torch.Tensor, field: str) -> torch.Tensor:
+    """Where two INRs' fields are compared, per target INR of ``preps`` (B, ...): of ``4 N`` uniform
+    candidates (4N, 3), the ``N / 2`` where the target's field is nearest its surface, and ``N / 2``
+    of the rest at random; (B, N, 3). Uniform points alone are almost all far from the surface,
+    where an SDF INR's field is flat at its clip value: the shape would hardly count in the loss."""
     n = len(candidates) // 4
+    batch = len(preps)
     with torch.no_grad():
-        values = logits_to_field(field, forward_with(template, prep, candidates))
+        values = inr_fields(preps, candidates.expand(batch, -1, -1), spec, field)
     level = values - 0.5 if field == "occ" else values  # occupancy's surface is at 0.5, a distance's at 0
-    near = level.abs().argsort()[: n // 2]
-    rest = torch.ones(len(candidates), dtype=torch.bool, device=candidates.device)
-    rest[near] = False
-    others = rest.nonzero().flatten()[: n - n // 2]  # the candidates are uniform: any of the rest is random
-    return candidates[torch.cat([near, others])]
+    near = level.abs().topk(n // 2, dim=1, largest=False).indices
+    rest = torch.ones_like(level, dtype=torch.bool)
+    rest.scatter_(1, near, False)
+    # The candidates are uniform: any of the rest is random; take each row's first N - N/2 of them.
+    rest &= rest.cumsum(1) <= n - n // 2
+    others = rest.nonzero()[:, 1].view(batch, n - n // 2)
+    return candidates[torch.cat([near, others], dim=1)]
+
+
+#: Near-surface points banked per training INR (:func:`near_surface_bank`), in multiples of a step's share.
+BANK_STEPS = 8
+#: Candidates evaluated at once while banking (bounds the memory of the (B, M, hidden) activations).
+BANK_CHUNK = 1 << 17
+
+
+def near_surface_bank(spec: SirenSpec, preps: torch.Tensor, field: str, size: int, generator: torch.Generator
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``size`` points per INR near its surface, and its field there: ``(B, size, 3)``, ``(B, size)``.
+
+    The same rule as :func:`field_points` (the nearest eighth of uniform candidates), applied once
+    to ``8 size`` candidates per INR instead of at every step: the target INRs do not change while
+    NetSpace trains, and re-evaluating 4 N candidates per target and step was half of an SDF step's
+    work (measured 0.111 -> 0.047 s per tiny step on 2 CPU cores)."""
+    points, values = [], []
+    with torch.no_grad():
+        for row in preps:
+            candidates = random_points(8 * size, generator, preps.device)
+            level = torch.cat([inr_fields(row[None], chunk[None], spec, field)[0]
+                               for chunk in candidates.split(BANK_CHUNK)])
+            near = (level - 0.5 if field == "occ" else level).abs().topk(size, largest=False).indices
+            points.append(candidates[near])
+            values.append(level[near])
+    return torch.stack(points), torch.stack(values)
 
 
 def write_decoded_inrs(path: str | os.PathLike[str], source: str | os.PathLike[str], names: Sequence[str],

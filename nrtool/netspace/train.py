@@ -47,7 +47,14 @@ from nrtool.netspace.config import NetSpaceConfig, NetSpaceTraining
 from nrtool.netspace.data import ImageSource, ImageSplits, accuracy, load_images
 from nrtool.netspace.model import NetSpace
 from nrtool.netspace.prep import forward_with, prep_shape
-from nrtool.netspace.sdf import field_points, is_inr_zoo, random_points
+from nrtool.netspace.sdf import (
+    BANK_STEPS,
+    field_points,
+    inr_fields,
+    is_inr_zoo,
+    near_surface_bank,
+    random_points,
+)
 from nrtool.progress import Progress
 from nrtool.training import TrainReport
 
@@ -177,6 +184,7 @@ class NetSpaceTrainer:
         self.offset = decoder_offset(self.task, self.prep_mean)
         first = {a: next(n for n in zoo.nets if n.architecture == a) for a in self.architectures}
         self.templates = [net_from_weights(first[a].spec, first[a].weights).to(device) for a in self.architectures]
+        self.inr_spec = self.templates[0].spec if self.task == "sdf" else None  # a Siren's SirenSpec
         self.specs = [{"name": a, "spec": first[a].spec, "parameters": len(first[a].weights)} for a in self.architectures]
         self.train_ids = torch.tensor([self.architectures.index(n.architecture) for n in self.train_nets], device=device)
         self.val_ids = [self.architectures.index(n.architecture) for n in self.val_nets]
@@ -185,14 +193,16 @@ class NetSpaceTrainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.scheduler = None
         self.generator = torch.Generator().manual_seed(training.seed)
+        if self.task == "sdf":  # its own generator: a resumed run banks the same points
+            self.bank_points, self.bank_values = near_surface_bank(
+                self.inr_spec, self.train_preps, self.field, BANK_STEPS * (config.points // 2),
+                torch.Generator().manual_seed(training.seed + 1))
         self.rng = None
         self.steps_per_epoch = training.steps
 
-    def field_of(self, prep: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-        """An INR's field values (sdf/udf in normalised units, occupancy probability) at ``points``."""
-        from nrtool.inr.fields import logits_to_field
-
-        return logits_to_field(self.field, forward_with(self.templates[0], prep, points))
+    def fields_of(self, preps: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        """INRs' field values (sdf/udf in normalised units, occupancy probability) at ``points`` (B, M, 3)."""
+        return inr_fields(preps, points, self.inr_spec, self.field)
 
     @property
     def multi(self) -> bool:
@@ -204,19 +214,21 @@ class NetSpaceTrainer:
         return alpha * distillation_loss(logits, taught, self.config.temperature) + \
             (1 - alpha) * nn.functional.cross_entropy(logits, labels)
 
-    def step_loss(self, nets: torch.Tensor, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The loss terms of one step: ``batch`` is image indices, or points for a zoo of INRs."""
+    def step_loss(self, nets: torch.Tensor, batch: Any) -> dict[str, torch.Tensor]:
+        """The loss terms of one step: ``batch`` is image indices, or for a zoo of INRs each target's
+        ``near`` bank indices (B, N/2) and ``uniform`` points (B, N - N/2, 3)."""
         targets = self.train_preps[nets]
         embeddings = self.model.encoder(standardised(targets, self.prep_mean, self.prep_std))
         predicted = self.model.decoder(embeddings) + self.offset
         if self.task == "sdf":  # Eq. 4.2: the fields at the same points
-            loss = torch.zeros((), device=self.device)
-            for target, prep in zip(targets, predicted):
-                with torch.no_grad():
-                    points = field_points(self.templates[0], target, batch, self.field)
-                    wanted = self.field_of(target, points)
-                loss = loss + nn.functional.mse_loss(self.field_of(prep, points), wanted)
-            return {"loss": loss / len(nets), "mse": loss / len(nets)}
+            # Half the points from each target's near-surface bank, half the step's uniform ones.
+            near = self.bank_points[nets.unsqueeze(1), batch["near"]]
+            with torch.no_grad():
+                wanted = torch.cat([self.bank_values[nets.unsqueeze(1), batch["near"]],
+                                    self.fields_of(targets, batch["uniform"])], dim=1)
+            points = torch.cat([near, batch["uniform"]], dim=1)
+            loss = nn.functional.mse_loss(self.fields_of(predicted, points), wanted)  # the mean of the INRs' MSEs
+            return {"loss": loss, "mse": loss}
         x, y = self.images.images["train"][batch], self.images.labels["train"][batch]
         if not self.multi:
             loss = torch.zeros((), device=self.device)
@@ -250,8 +262,12 @@ class NetSpaceTrainer:
         steps = 0
         for _ in range(self.steps_per_epoch):
             nets = rank_slice(torch.randperm(len(self.train_nets), generator=self.generator)[: self.config.meta_batch])
-            if self.task == "sdf":  # candidates: a quarter is kept per target (field_points)
-                batch = random_points(4 * self.config.points, self.generator, self.device)
+            if self.task == "sdf":  # per target: bank indices of its near points, and uniform points
+                half = self.config.points // 2
+                batch = {"near": torch.randint(0, self.bank_points.shape[1], (len(nets), half),
+                                               generator=self.generator).to(self.device),
+                         "uniform": random_points(len(nets) * (self.config.points - half), self.generator,
+                                                  self.device).view(len(nets), -1, 3)}
             else:
                 batch = torch.randint(0, len(self.images.images["train"]), (self.config.image_batch,),
                                       generator=self.generator).to(self.device)
@@ -277,12 +293,10 @@ class NetSpaceTrainer:
         predicted = self.model.decoder(embeddings) + self.offset
         if self.task == "sdf":  # the same candidate points every time, so epochs compare
             candidates = random_points(4 * VAL_POINTS, torch.Generator().manual_seed(0), self.device)
-            errors = []
-            for p, t in zip(predicted, self.val_preps):
-                points = field_points(self.templates[0], t, candidates, self.field)
-                errors.append(float(nn.functional.mse_loss(self.field_of(p, points), self.field_of(t, points))))
+            points = field_points(self.inr_spec, self.val_preps, candidates, self.field)
+            error = nn.functional.mse_loss(self.fields_of(predicted, points), self.fields_of(self.val_preps, points))
             self.model.train()
-            return {"val_mse": float(np.mean(errors))}
+            return {"val_mse": float(error)}
         ids = (self.model.class_id(embeddings).argmax(1).tolist() if self.multi else [0] * len(self.val_nets))
         x, y = self.images.images["val"], self.images.labels["val"]
 
