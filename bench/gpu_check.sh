@@ -11,7 +11,9 @@
 # Steps, each reported [ok] or [FAILED] with its seconds, and none stopping the others:
 #   1. the inr2vec chain on CUDA: fit-inr from the samples artifact, train inr2vec, encode,
 #      train classifier, classify, train pointnet, classify-points;
-#   2. the garment benchmark on CUDA: every preset trained for a budget
+#   2. the fitter's speed-ups (bench/run.py --only speedups: TF32, bf16, torch.compile, --batch auto,
+#      each on and off, INR/s and fit quality side by side);
+#   3. the garment benchmark on CUDA: every preset trained for a budget
 #      (GARMENT_SECONDS, one per preset), held-out Chamfer, decode + MeshUDF vs plain marching
 #      cubes at 128^3 and 256^3 for every trained model.
 # Only small result files go to RESULTS (log, JSON, the fitted INRs); the rest stays in WORK.
@@ -60,6 +62,9 @@ step "train pointnet (5 epochs)" nr train pointnet "$WORK/inrs.h5" --out "$WORK/
     --device "$DEVICE"
 step "classify-points" nr classify-points "$WORK/inrs.h5" --model "$WORK/pointnet.pt" --out "$WORK/pred-points.h5" \
     --split test --device "$DEVICE" --json
+
+step "fitting speed-ups (tiny, small, paper; each on and off)" "$PY" bench/run.py --only speedups --device "$DEVICE" \
+    --samples "$S" --json "$RESULTS/speedups-$DEVICE.json"
 
 step "garment benchmark ($GARMENT_PRESETS, $GARMENT_SECONDS s)" "$PY" bench/garment_bench.py --device "$DEVICE" \
     --data "$DATA/garments" --presets "$GARMENT_PRESETS" --train-seconds "$GARMENT_SECONDS" \

@@ -25,6 +25,9 @@ Sections (``--only`` picks some, comma-separated):
                    (``bench/segmentation_bench.py``).
 * ``scale``        ``fit-inr --backend ray``: INR/s in this process vs Ray tasks on 1 and 2 workers,
                    the INRs checked equal (``bench/scale_bench.py``).
+* ``speedups``     the fitter's speed-ups, each on and off side by side, with the fit quality
+                   beside: index draws per chunk vs per step, TF32 (CUDA), bf16 autocast,
+                   ``torch.compile`` (compilation timed apart), ``--batch auto`` (CUDA).
 * ``knn``          DGCNN's neighbour graph: PyTorch3D ``knn_points`` vs chunked ``cdist`` + ``topk``.
 
 Run ``make bench`` (all sections) or e.g.
@@ -66,8 +69,9 @@ OUT = REPO / "bench-out"
 NRTOOL = Path(sys.executable).parent / "nrtool"
 
 SECTIONS = ("batched", "efficiency", "ground-truth", "quality", "inr2vec", "scan", "garment", "knn", "drape", "nerf", "fit",
-            "netspace", "segmentation", "scale")
+            "netspace", "segmentation", "scale", "speedups")
 DEFAULT_PRESETS = {
+    "speedups": ("tiny", "small"),
     "batched": ("tiny", "small"),
     "efficiency": ("tiny", "small", "paper"),
     "quality": ("tiny", "small"),
@@ -674,6 +678,61 @@ def bench_scale(bench: Bench) -> None:
     bench.record("scale", scale_bench.run(bench.quick, say=say))
 
 
+def bench_speedups(bench: Bench) -> None:
+    """Each speed-up of ``fit_batch`` against the plain float32 eager run, same INRs, same run."""
+    import nrtool.inr.fit as fit_module
+    from nrtool.inr.fit import auto_batch_size
+
+    heading("speedups: the fitter's speed-ups, each against float32 eager with per-step index copies")
+    cuda = bench.device.type == "cuda"
+    say(f"sdf of real meshes, {bench.args.steps} steps timed after a warm-up fit of 2 steps (torch.compile's "
+        "compilation is that warm-up's, given apart); quality: the mean final loss (20k queries per INR) and the "
+        "largest parameter difference to the plain run. TF32 and --batch auto act on CUDA only.")
+    say()
+    rows, records = [], []
+    names = bench.presets("speedups") if bench.args.preset or not cuda else ["tiny", "small", "paper"]
+    for name in names:
+        base = preset(name).with_overrides(steps=bench.args.steps)
+        variants: list[tuple[str, FitConfig, int]] = [("float32, index copy per step", base, 1),
+                                                      ("+ index draws per 32 steps", base, fit_module.INDEX_CHUNK)]
+        if cuda:
+            variants.append(("+ tf32", base.with_overrides(precision="tf32"), fit_module.INDEX_CHUNK))
+        variants += [("+ bf16 autocast", base.with_overrides(precision="bf16"), fit_module.INDEX_CHUNK),
+                     ("+ torch.compile", base.with_overrides(compile=True), fit_module.INDEX_CHUNK)]
+        if cuda:
+            auto, _ = auto_batch_size(base, bench.device, 4096)
+            variants.append((f"+ --batch auto ({auto})", base.with_overrides(batch=auto), fit_module.INDEX_CHUNK))
+        init = siren_init(base.spec, base.seed).to(bench.device)
+        plain = None
+        chunk = fit_module.INDEX_CHUNK
+        try:
+            for label, config, index_chunk in variants:
+                fit_module.INDEX_CHUNK = index_chunk
+                targets = bench.targets(config, config.batch)
+                _, warm = timed(lambda: fit_batch(targets, "sdf", config.with_overrides(steps=2), init, bench.device),
+                                bench.device)
+                result, seconds = timed(lambda: fit_batch(targets, "sdf", config, init, bench.device), bench.device)
+                rate = config.batch / seconds * (config.steps / preset(name).steps)  # at the preset's steps
+                plain = plain or (result, rate)
+                same = len(result.params) == len(plain[0].params)
+                diff = float(np.abs(result.params - plain[0].params).max()) if same else None
+                rows.append([name, label, config.batch, round(warm, 1), rate, f"{rate / plain[1]:.2f}x",
+                             float(result.final_loss.mean()), None if diff is None else f"{diff:.1e}"])
+                records.append({"preset": name, "variant": label, "batch": config.batch, "warmup_seconds": warm,
+                                "inr_per_s_full_steps_est": rate, "vs_plain": rate / plain[1],
+                                "final_loss_mean": float(result.final_loss.mean()), "max_param_diff_vs_plain": diff})
+                say(f"  {name} {label}: {rate:.3g} INR/s ({rate / plain[1]:.2f}x)")
+        finally:
+            fit_module.INDEX_CHUNK = chunk
+    say()
+    markdown_table(["preset", "variant", "B", "warm-up s", "INR/s @full", "vs plain", "final loss", "max |Δparam|"],
+                   rows)
+    say()
+    say("Each row adds its speed-up to the second row (not to the rows above it). INR/s @full: measured at "
+        "the timed steps, scaled to the preset's step count.")
+    bench.record("speedups", records)
+
+
 def bench_segmentation(bench: Bench) -> None:
     """Part-segmentation decoder: training step with the shape's code applied once per shape vs
     concatenated at every query, inference points/s (bench/segmentation_bench.py)."""
@@ -709,6 +768,7 @@ SECTION_FUNCTIONS: dict[str, Callable[[Bench], None]] = {
     "netspace": bench_netspace,
     "segmentation": bench_segmentation,
     "scale": bench_scale,
+    "speedups": bench_speedups,
 }
 
 

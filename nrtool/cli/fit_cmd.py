@@ -20,6 +20,7 @@ from nrtool.cli.common import (
     progress,
 )
 from nrtool.config import override_options
+from nrtool.errors import NrtoolError
 from nrtool.inr.config import PRESETS as FIT_PRESETS
 from nrtool.inr.config import FitConfig, Shard, check_field_name
 
@@ -32,8 +33,8 @@ SHARD_OPTION = typer.Option(None, help="K/N: only the K-th (1-based) of N interl
 
 @app.command("fit-inr")
 @backend_options
-@override_options(FitConfig, ["hidden", "layers", "steps", "points", "lr", "batch", "omega0", "focal_alpha",
-                              "focal_gamma", "loss", "schedule"])
+@override_options(FitConfig, ["hidden", "layers", "steps", "points", "lr", "omega0", "focal_alpha",
+                              "focal_gamma", "loss", "schedule", "precision", "compile"])
 def fit_inr(
     inputs: list[str] = typer.Argument(..., help="Shape files, folders (CLASS/[train|test]/FILE gives labels), .txt lists, or one samples artifact from `nrtool sample`."),
     out: Path = typer.Option(..., "--out", "-o", help="The inrs artifact to write (or resume)."),
@@ -42,6 +43,8 @@ def fit_inr(
     seed: int = SEED_OPTION,
     device: str = DEVICE_OPTION,
     shard: Optional[str] = SHARD_OPTION,
+    batch: Optional[str] = typer.Option(None, help="INRs fitted at once (speed only, results do not change): a "
+                                        "number, or auto (CUDA: as many as 60 % of the free memory holds)."),
     overwrite: bool = typer.Option(False, help="Replace an existing --out fitted with other settings."),
     json_out: bool = typer.Option(False, "--json", help="Print the run summary as JSON."),
     overrides: dict = None,
@@ -52,7 +55,7 @@ def fit_inr(
     Example: `nrtool fit-inr ../shared/data/psb --out psb.h5 --preset small --shard 1/4`;
     on a Ray cluster: `nrtool fit-inr shapes/ --out inrs.h5 --backend ray --address auto --gpus-per-task 0.25`
     """
-    config = FIT_PRESETS(preset, **overrides, seed=seed)
+    config = FIT_PRESETS(preset, **overrides, seed=seed, batch=parse_batch(batch))
     backend = backend_settings(backend_options)
     parsed_shard = Shard.parse(shard)
     check_field_name(field)
@@ -61,7 +64,7 @@ def fit_inr(
 
     report = fit_inrs(
         inputs, out, config, field_name=field, device=device, shard=parsed_shard,
-        overwrite=overwrite, progress=progress(), command=argv(), backend=backend,
+        overwrite=overwrite, progress=progress(), command=argv(), backend=backend, auto_batch=batch == "auto",
     )
     for line in report.notes:
         note(line)
@@ -72,6 +75,16 @@ def fit_inr(
             f"{report.out}: {report.total} {report.field} INRs ({report.fitted} fitted, {report.skipped} already there) "
             f"in {report.seconds:.1f} s, mean final loss {report.final_loss_mean:.4f}"
         )
+
+
+def parse_batch(text: str | None) -> int | None:
+    """``--batch``: a number (``None``: the preset's), or ``auto`` (decided once the device is known)."""
+    if text is None or text == "auto":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise NrtoolError(f"--batch {text!r}: expected a number of INRs or auto") from None
 
 
 @app.command("merge")

@@ -26,6 +26,8 @@ SCHEDULES = ("constant", "cosine")
 #: Losses of the distance fields (see :func:`nrtool.inr.fields.field_loss`); ``FitConfig.loss``
 #: also takes ``auto`` (:meth:`FitConfig.distance_loss`).
 DISTANCE_LOSSES = ("bce", "l1")
+#: Matmul precisions of ``FitConfig.precision`` (:func:`nrtool.inr.fit.precision_mode`).
+PRECISIONS = ("fp32", "tf32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,10 @@ class FitConfig(Config):
     schedule: str = option("constant", help="Learning-rate schedule: constant | cosine (decays to 0 along a half "
                            "cosine over the steps).")
     seed: int = option(0, help="Seed of the shared initialisation and of query sampling.")
+    precision: str = option("fp32", help="Matmul precision of the fit: fp32 | tf32 (CUDA TensorFloat-32 matmuls; "
+                            "none on the CPU) | bf16 (bfloat16 autocast; parameters, loss and Adam in float32).")
+    compile: bool = option(False, help="torch.compile the fitting step (speed only: the same fit up to float "
+                           "rounding; the first batch pays the compilation).")
 
     @property
     def spec(self) -> SirenSpec:
@@ -73,10 +79,11 @@ class FitConfig(Config):
         """
         data = self.to_dict()
         data.pop("batch")
+        data.pop("compile")  # speed only, as the batch
         data["loss"] = self.distance_loss(field_name)  # what was fitted, not the name of the rule
         # The defaults are what every file written before these options existed used: left out,
         # those files still resume and merge with runs of the same settings.
-        for name, default in (("loss", "bce"), ("schedule", "constant")):
+        for name, default in (("loss", "bce"), ("schedule", "constant"), ("precision", "fp32")):
             if data.get(name) == default:
                 data.pop(name)
         data["field"] = field_name
@@ -95,6 +102,7 @@ class FitConfig(Config):
             "focal_gamma": self.focal_gamma >= 0,
             "loss": self.loss in ("auto", *DISTANCE_LOSSES),
             "schedule": self.schedule in SCHEDULES,
+            "precision": self.precision in PRECISIONS,
         }
 
 

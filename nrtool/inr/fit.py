@@ -8,7 +8,8 @@ with one batched matmul per layer instead of B small ones.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +21,10 @@ from nrtool.inr.siren import batched_forward
 
 #: Queries per INR used to report the final loss (all of them when there are fewer).
 FINAL_LOSS_QUERIES = 20_000
+#: Steps whose query indices are drawn at once: on the CPU, from each INR's own generator (so every
+#: device fits the same points, and the draws equal one per step), then moved in one copy instead of
+#: one small blocking copy per step.
+INDEX_CHUNK = 32
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,86 @@ def _scheduler(optimizer: torch.optim.Optimizer, config: FitConfig) -> torch.opt
     return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.steps)
 
 
+def _step_indices(sizes: Sequence[int], generators: Sequence[torch.Generator], config: FitConfig,
+                  device: torch.device) -> Iterator[torch.Tensor]:
+    """Each step's (B, points) query indices, drawn :data:`INDEX_CHUNK` steps at a time."""
+    for first in range(0, config.steps, INDEX_CHUNK):
+        count = min(INDEX_CHUNK, config.steps - first)
+        chunk = torch.stack([torch.randint(size, (count, config.points), generator=gen)
+                             for size, gen in zip(sizes, generators)], dim=1)
+        if device.type == "cuda":  # pinned: the copy overlaps the steps already queued
+            chunk = chunk.pin_memory().to(device, non_blocking=True)
+        yield from chunk.to(device)
+
+
+@contextlib.contextmanager
+def precision_mode(precision: str, device: torch.device) -> Iterator[None]:
+    """The matmul precision of :attr:`FitConfig.precision` for the fit's forward passes.
+
+    ``tf32``: CUDA matmuls in TensorFloat-32 (10-bit mantissa inputs, float32 sums; no effect on
+    the CPU). ``bf16``: autocast, so the layer matmuls run in bfloat16; the parameters, the loss
+    and Adam stay float32 (see :func:`fit_batch`)."""
+    if precision == "bf16":
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            yield
+    elif precision == "tf32" and device.type == "cuda":
+        before = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = True
+        try:
+            yield
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = before
+    else:
+        yield
+
+
+def step_loss_function(field: FieldName, config: FitConfig) -> Callable[..., torch.Tensor]:
+    """``loss(params, queries, labels, index)``: the summed per-INR loss of one step, compiled with
+    ``torch.compile`` when :attr:`FitConfig.compile` asks (one graph for the gather, the SIREN and
+    the loss; recompiled once for a smaller last batch)."""
+    spec = config.spec
+    kwargs = {"focal_alpha": config.focal_alpha, "focal_gamma": config.focal_gamma, "loss": config.distance_loss(field)}
+
+    def loss(params: torch.Tensor, queries: torch.Tensor, labels: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        points, point_labels = _gather(queries, labels, index)
+        logits = batched_forward(params, points, spec).float()  # the loss in float32 under bf16 autocast
+        return field_loss(field, logits, point_labels, **kwargs).sum()
+
+    return torch.compile(loss, dynamic=False) if config.compile else loss
+
+
+def fit_memory_per_inr(config: FitConfig, queries: int) -> int:
+    """Bytes one INR of a batch needs while it fits (what ``--batch auto`` divides free memory by).
+
+    Per hidden layer, autograd keeps the matmul output (sin's input) and the sine (the next
+    matmul's input), and the backward holds about one more of each: 4 activations of points x
+    hidden (2 bytes each under bf16 for the kept ones, 4 otherwise). Plus the parameters, their
+    gradient and Adam's two moments (16 bytes each), and the queries and labels (16 bytes each).
+    ``tests/test_fit_memory.py`` checks the activation part against what autograd saves."""
+    spec = config.spec
+    kept = 2 if config.precision == "bf16" else 4
+    activations = (spec.layers + 1) * config.points * spec.hidden * (2 * kept + 2 * 4)
+    return activations + 16 * spec.n_params + 16 * queries
+
+
+#: Share of the free GPU memory ``--batch auto`` plans for (the rest: the allocator's slack, the
+#: reconstruction of the final loss, other processes).
+AUTO_BATCH_SHARE = 0.6
+
+
+def auto_batch_size(config: FitConfig, device: torch.device, items: int) -> tuple[int, str]:
+    """``--batch auto``: on CUDA, as many INRs as :data:`AUTO_BATCH_SHARE` of the free memory holds
+    (:func:`fit_memory_per_inr`); on the CPU, where a larger batch buys no speed, the preset's."""
+    items = max(1, items)
+    if device.type != "cuda":
+        return min(config.batch, items), f"--batch auto on the CPU: batches of {min(config.batch, items)} (the preset's)"
+    free, _ = torch.cuda.mem_get_info(device)
+    per_inr = fit_memory_per_inr(config, config.queries.total)
+    batch = max(1, min(items, int(AUTO_BATCH_SHARE * free) // per_inr))
+    return batch, (f"--batch auto: batches of {batch} ({per_inr / 2**20:.0f} MiB per INR, "
+                   f"{free / 2**30:.1f} GiB free on {device})")
+
+
 def fit_batch(
     targets: Sequence[FitTarget],
     field: FieldName,
@@ -89,14 +174,11 @@ def fit_batch(
     optimizer = torch.optim.Adam([params], lr=config.lr)
     scheduler = _scheduler(optimizer, config)
     loss_kwargs = {"focal_alpha": config.focal_alpha, "focal_gamma": config.focal_gamma, "loss": config.distance_loss(field)}
+    step_loss = step_loss_function(field, config)
 
-    for step in range(config.steps):
-        index = torch.stack(
-            [torch.randint(size, (config.points,), generator=gen) for size, gen in zip(sizes, generators)]
-        ).to(device)
-        points, point_labels = _gather(queries, labels, index)
-        logits = batched_forward(params, points, spec)
-        loss = field_loss(field, logits, point_labels, **loss_kwargs).sum()
+    for step, index in enumerate(_step_indices(sizes, generators, config, device)):
+        with precision_mode(config.precision, device):
+            loss = step_loss(params, queries, labels, index)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

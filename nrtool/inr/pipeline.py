@@ -11,7 +11,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -98,8 +98,11 @@ def fit_inrs(
     progress: Progress | None = None,
     command: list[str] | None = None,
     backend: BackendSettings = BackendSettings(),
+    auto_batch: bool = False,
 ) -> FitReport:
     """Fit one SIREN per input shape into the ``inrs`` artifact ``out`` (resuming if possible).
+
+    ``auto_batch``: choose ``config.batch`` from the device's free memory (:func:`auto_batch_size`).
 
     Items are identified by name *and* their source's content (SHA-256): an item already in
     ``out`` whose source changed is fitted again, and the finished batches of an interrupted
@@ -113,9 +116,11 @@ def fit_inrs(
     started = time.perf_counter()
     out = check_output_file(out, "--out")
     if backend.is_local:
-        resolve_device(device)  # a Ray worker resolves its own (it may have the GPU this machine lacks)
+        torch_device = resolve_device(device)  # a Ray worker resolves its own (it may have the GPU this machine lacks)
     else:
         check_device_name(device)
+        if auto_batch:
+            raise NrtoolError("--batch auto cannot see the Ray workers' memory; give --batch a number")
     config.validate()
     backend.validate()
 
@@ -124,6 +129,13 @@ def fit_inrs(
     else:
         plan = _plan_from_shapes(inputs, config, field_name, shard, progress)
     config, field_resolved, selected, notes = plan.config, plan.field, plan.selected, plan.notes
+    if auto_batch:
+        from nrtool.inr.fit import auto_batch_size
+
+        batch, how = auto_batch_size(config, torch_device, len(selected))
+        config = replace(config, batch=batch)
+        plan = replace(plan, config=config)
+        notes.append(how)
 
     spec = config.spec
     shared_init = siren_init(spec, config.seed)
