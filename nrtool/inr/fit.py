@@ -123,7 +123,7 @@ def fit_memory_per_inr(config: FitConfig, queries: int) -> int:
     matmul's input), and the backward holds about one more of each: 4 activations of points x
     hidden (2 bytes each under bf16 for the kept ones, 4 otherwise). Plus the parameters, their
     gradient and Adam's two moments (16 bytes each), and the queries and labels (16 bytes each).
-    ``tests/test_fit_memory.py`` checks the activation part against what autograd saves."""
+    ``tests/test_fit_speedups.py`` checks the activation part against what autograd saves."""
     spec = config.spec
     kept = 2 if config.precision == "bf16" else 4
     activations = (spec.layers + 1) * config.points * spec.hidden * (2 * kept + 2 * 4)
