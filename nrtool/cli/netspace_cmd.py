@@ -133,8 +133,11 @@ def train_cmd(
 
     report = train_netspace(zoo, out, config, training, device, progress(), restart=restart, teacher_path=teacher)
     best = report.best
-    text = (f"{report.details['train_nets']} training networks; validation gap {best.get('val_gap', float('nan')):.1%} "
-            f"(accuracy points), correlation {best.get('val_corr', float('nan')):.2f}")
+    if "val_mse" in best:  # a zoo of INRs: the fields' error, not accuracies
+        text = f"{report.details['train_nets']} training INRs; validation field MSE {best['val_mse']:.5f}"
+    else:
+        text = (f"{report.details['train_nets']} training networks; validation gap {best.get('val_gap', float('nan')):.1%} "
+                f"(accuracy points), correlation {best.get('val_corr', float('nan')):.2f}")
     if "val_class_accuracy" in best:
         text += (f", decoded accuracy {best['val_decoded_accuracy']:.1%}, ClassId accuracy "
                  f"{best['val_class_accuracy']:.1%}")

@@ -77,7 +77,7 @@ def _step_indices(sizes: Sequence[int], generators: Sequence[torch.Generator], c
                              for size, gen in zip(sizes, generators)], dim=1)
         if device.type == "cuda":  # pinned: the copy overlaps the steps already queued
             chunk = chunk.pin_memory().to(device, non_blocking=True)
-        yield from chunk.to(device)
+        yield from chunk
 
 
 @contextlib.contextmanager
@@ -101,12 +101,17 @@ def precision_mode(precision: str, device: torch.device) -> Iterator[None]:
         yield
 
 
+def _loss_kwargs(field: FieldName, config: FitConfig) -> dict[str, object]:
+    """:func:`field_loss`'s settings for this field and config (the step's loss and the final one)."""
+    return {"focal_alpha": config.focal_alpha, "focal_gamma": config.focal_gamma, "loss": config.distance_loss(field)}
+
+
 def step_loss_function(field: FieldName, config: FitConfig) -> Callable[..., torch.Tensor]:
     """``loss(params, queries, labels, index)``: the summed per-INR loss of one step, compiled with
     ``torch.compile`` when :attr:`FitConfig.compile` asks (one graph for the gather, the SIREN and
     the loss; recompiled once for a smaller last batch)."""
     spec = config.spec
-    kwargs = {"focal_alpha": config.focal_alpha, "focal_gamma": config.focal_gamma, "loss": config.distance_loss(field)}
+    kwargs = _loss_kwargs(field, config)
 
     def loss(params: torch.Tensor, queries: torch.Tensor, labels: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         points, point_labels = _gather(queries, labels, index)
@@ -173,7 +178,6 @@ def fit_batch(
     params = (init.clone() if init.ndim == 2 else init.unsqueeze(0).repeat(len(targets), 1)).requires_grad_()
     optimizer = torch.optim.Adam([params], lr=config.lr)
     scheduler = _scheduler(optimizer, config)
-    loss_kwargs = {"focal_alpha": config.focal_alpha, "focal_gamma": config.focal_gamma, "loss": config.distance_loss(field)}
     step_loss = step_loss_function(field, config)
 
     for step, index in enumerate(_step_indices(sizes, generators, config, device)):
@@ -192,5 +196,5 @@ def fit_batch(
         # Evenly spaced queries cover every sampling band (near-surface and uniform) alike.
         index = torch.stack([torch.linspace(0, size - 1, n_eval).long() for size in sizes]).to(device)
         points, point_labels = _gather(queries, labels, index)
-        final = field_loss(field, batched_forward(params, points, spec), point_labels, **loss_kwargs)
+        final = field_loss(field, batched_forward(params, points, spec), point_labels, **_loss_kwargs(field, config))
     return FitResult(params=params.detach().cpu().numpy(), final_loss=final.cpu().numpy())

@@ -55,7 +55,7 @@ from nrtool.netspace.sdf import (
     near_surface_bank,
     random_points,
 )
-from nrtool.progress import Progress
+from nrtool.progress import Progress, SilentProgress
 from nrtool.training import TrainReport
 
 CHECKPOINT_FORMAT = "nrtool-netspace"
@@ -159,7 +159,7 @@ class NetSpaceTrainer:
     """
 
     def __init__(self, zoo: Zoo, images: ImageSplits, config: NetSpaceConfig, training: NetSpaceTraining,
-                 device: torch.device, teacher: nn.Module | None = None) -> None:
+                 device: torch.device, teacher: nn.Module | None = None, progress: Progress | None = None) -> None:
         self.architectures = zoo.architectures()
         self.train_nets, self.val_nets = zoo.of_split("train"), zoo.of_split("val")
         if len(self.train_nets) < config.meta_batch:
@@ -194,9 +194,11 @@ class NetSpaceTrainer:
         self.scheduler = None
         self.generator = torch.Generator().manual_seed(training.seed)
         if self.task == "sdf":  # its own generator: a resumed run banks the same points
-            self.bank_points, self.bank_values = near_surface_bank(
-                self.inr_spec, self.train_preps, self.field, BANK_STEPS * (config.points // 2),
-                torch.Generator().manual_seed(training.seed + 1))
+            with (progress or SilentProgress()).task("near-surface points of the training INRs",
+                                                     len(self.train_nets), "INRs") as advance:
+                self.bank_points, self.bank_values = near_surface_bank(
+                    self.inr_spec, self.train_preps, self.field, BANK_STEPS * (config.points // 2),
+                    torch.Generator().manual_seed(training.seed + 1), advance)
         self.rng = None
         self.steps_per_epoch = training.steps
 
@@ -419,7 +421,7 @@ def train_netspace(zoo_path: str | os.PathLike[str], out: str | os.PathLike[str]
     zoo = load_zoo(zoo_path)
     images = images_for(zoo, torch_device)
     teacher, teacher_name, notes = _teacher_for(zoo, teacher_path)
-    trainer = NetSpaceTrainer(zoo, images, config, training, torch_device, teacher)
+    trainer = NetSpaceTrainer(zoo, images, config, training, torch_device, teacher, progress)
     settings = {"config": config.to_dict(), "training": {k: v for k, v in training.to_dict().items() if k != "time_limit"},
                 "zoo": sha256_file(zoo_path), "teacher": teacher_name}
     run = run_training(trainer, out, "netspace", settings, training, progress, restart, "training NetSpace")
