@@ -192,6 +192,7 @@ def test_embedding_interpolation_is_steady_where_weight_interpolation_is_not(net
 
 def test_latent_space_optimisation_raises_accuracy(netspace_run: Path, tmp_path: Path) -> None:
     from nrtool.artifacts.embeddings import load_embeddings
+    from nrtool.artifacts.zoo import load_zoo
     from nrtool.netspace.architectures import load_net
 
     result = json.loads(run_cli("netspace", "optimize", netspace_run / "zoo.h5", "--model", netspace_run / "netspace.pt",
@@ -201,6 +202,10 @@ def test_latent_space_optimisation_raises_accuracy(netspace_run: Path, tmp_path:
     model, checkpoint = load_net(tmp_path / "better.pt")
     assert abs(checkpoint["accuracy"]["test"] - result["optimized_accuracy"]) < 1e-9
     assert load_embeddings(tmp_path / "better.h5").vectors.shape == (1, 256)
+    nets = [n.name for n in load_zoo(netspace_run / "zoo.h5").of_split("test")[:2]]
+    assert_clean_failure(run_cli("netspace", "optimize", netspace_run / "zoo.h5", "--model", netspace_run / "netspace.pt",
+                                 "--net", nets[0], "--net", nets[1], "--out", tmp_path / "two.pt", check=False),
+                         "one --net at a time", tmp_path / "two.pt")
 
 
 def test_an_interrupted_zoo_resumes_to_the_same_networks(tmp_path: Path) -> None:

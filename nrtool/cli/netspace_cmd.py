@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from statistics import fmean
 from typing import Optional
 
 import typer
@@ -249,28 +250,40 @@ def interpolate_cmd(
 def optimize_cmd(
     zoo: Path = typer.Argument(..., help="The zoo the network is in."),
     model: Path = MODEL_OPTION,
-    net: Optional[str] = typer.Option(None, "--net", help="The network to start from (default: the test network of median accuracy)."),
-    out: Path = typer.Option(..., "--out", "-o", help="The optimised network's checkpoint (its embedding goes to the same name .h5)."),
+    net: Optional[list[str]] = typer.Option(None, "--net", help="The network to start from (default: the test network "
+                                            "of median accuracy). A space of INRs takes several (default: every test INR)."),
+    out: Path = typer.Option(..., "--out", "-o", help="The optimised network's checkpoint (its embedding goes to the "
+                             "same name .h5); for INRs an `inrs` artifact (their embeddings go to OUT-embeddings.h5)."),
     steps: int = typer.Option(200, help="Optimisation steps."),
     lr: float = typer.Option(1e-2, help="Adam learning rate on the embedding (the thesis: 1e-4 on GPU for longer)."),
     teacher: Optional[Path] = typer.Option(None, help="A stronger network checkpoint to distil from (the thesis: a "
                                            "ResNet56); without one, cross-entropy on the training labels alone."),
     alpha: float = typer.Option(0.9, help="Weight of the teacher's distillation (1 - alpha: cross-entropy)."),
-    seed: int = typer.Option(0, help="Seed of the image batches."),
+    seed: int = typer.Option(0, help="Seed of the image batches (of the points, for INRs)."),
     device: str = DEVICE_OPTION,
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Latent-space optimisation: freeze NetSpace, start from a network's embedding and move the
-    embedding alone to raise the decoded network's accuracy (thesis Sec. 4.4.7, Tab. 4.1).
+    embedding alone to raise the decoded network's accuracy (thesis Sec. 4.4.7, Tab. 4.1). In a
+    space of INRs the task is the INR's own field (Eq. 4.2): decoded INRs come closer to their shapes.
 
     Example: `nrtool netspace optimize zoo.h5 --model netspace.pt --net lenetlike-007 --out better.pt`
     """
-    check_device(device)
-    check_outputs(files=[out])
-    from nrtool.netspace.commands import optimize_file
+    from nrtool.netspace.commands import optimize_file, optimized_embeddings_path
 
-    result = optimize_file(zoo, model, net, out, steps, lr, teacher, alpha, seed, device, progress(), argv())
-    if json_out:
+    check_device(device)
+    check_outputs(files=[out, optimized_embeddings_path(out, True), optimized_embeddings_path(out, False)])
+    from nrtool.netspace.sdf import FieldOptimisation
+
+    result = optimize_file(zoo, model, net or [], out, steps, lr, teacher, alpha, seed, device, progress(), argv())
+    if isinstance(result, FieldOptimisation):
+        if json_out:
+            print_json(result.to_dict())
+        elif not OPTIONS.quiet:
+            print(f"{out}: {len(result.names)} INRs, field MSE to their own INRs {fmean(result.initial_mse):.5f} "
+                  f"decoded, {fmean(result.optimized_mse):.5f} after optimising "
+                  f"(`nrtool reconstruct {out} --metrics` scores their shapes)")
+    elif json_out:
         print_json({k: v for k, v in result.__dict__.items() if k != "embedding"})
     elif not OPTIONS.quiet:
         print(f"{out}: {result.name} test accuracy {result.target_accuracy:.1%} (target), "

@@ -24,7 +24,12 @@ from nrtool.netspace.explore import (
     optimize_embedding,
     pick,
 )
-from nrtool.netspace.sdf import ShapeInterpolation
+from nrtool.netspace.sdf import (
+    FieldOptimisation,
+    ShapeInterpolation,
+    optimize_inr_embeddings,
+    write_decoded_inrs,
+)
 
 
 def _embedding_items(nets: Sequence[ZooNet], source: str) -> list[Any]:
@@ -149,23 +154,48 @@ def interpolate_file(zoo_path: str | os.PathLike[str], model_path: str | os.Path
     return result
 
 
-def optimize_file(zoo_path: str | os.PathLike[str], model_path: str | os.PathLike[str], name: str | None,
+def optimized_embeddings_path(out: str | os.PathLike[str], inrs: bool) -> Path:
+    """Where ``netspace optimize`` writes the kept embeddings: beside the checkpoint (``OUT.h5``), or
+    beside the ``inrs`` artifact of a space of INRs (``OUT-embeddings.h5``)."""
+    out = Path(out)
+    return out.with_name(out.stem + "-embeddings.h5") if inrs else out.with_suffix(".h5")
+
+
+def optimize_file(zoo_path: str | os.PathLike[str], model_path: str | os.PathLike[str], names: Sequence[str],
                   out: str | os.PathLike[str], steps: int, lr: float, teacher_path: str | os.PathLike[str] | None,
                   alpha: float, seed: int, device: str = "auto", progress: Any = None,
-                  command: list[str] | None = None) -> Optimisation:
-    """Latent-space optimisation of one zoo network; the optimised network's checkpoint at ``out``
-    and its embedding beside it (``OUT.h5``, an ``embeddings`` artifact)."""
+                  command: list[str] | None = None) -> Optimisation | FieldOptimisation:
+    """Latent-space optimisation. Classifiers: one zoo network (default: the test network of median
+    accuracy); its checkpoint at ``out``, its embedding at :func:`optimized_embeddings_path`.
+    INRs: the networks named (default: every test INR) into an ``inrs`` artifact at ``out`` (the
+    source items kept, so ``nrtool reconstruct --metrics`` scores them), their embeddings beside it."""
     import torch
 
     from nrtool.artifacts.core import ItemInfo, provenance
     from nrtool.artifacts.embeddings import Embeddings, write_embeddings
     from nrtool.artifacts.zoo import load_zoo
+    from nrtool.errors import NrtoolError
     from nrtool.netspace.architectures import load_net, save_net
 
     model, torch_device = _load(model_path, device)
     zoo = load_zoo(zoo_path)
-    if name:
-        net = zoo.nets[zoo.index(name)]
+    if model.task == "sdf":
+        if teacher_path is not None:
+            raise NrtoolError("--teacher is for spaces of classifiers; an INR is optimised towards its own field")
+        nets = pick(zoo, names, "test")
+        result = optimize_inr_embeddings(model, nets, steps, lr, str(zoo_path), seed=seed, device=torch_device,
+                                         progress=progress)
+        weights = [torch.nn.utils.parameters_to_vector(model.decoded_net(torch.as_tensor(e, device=torch_device))[0]
+                                                       .parameters()).detach().cpu().numpy() for e in result.embeddings]
+        write_decoded_inrs(out, model.images["path"], result.names, weights, command)
+        write_embeddings(optimized_embeddings_path(out, True),
+                         Embeddings(result.embeddings, _embedding_items(nets, str(Path(zoo_path).resolve())),
+                                    "netspace", ""), provenance([model_path, zoo_path]), command)
+        return result
+    if len(names) > 1:
+        raise NrtoolError(f"one --net at a time in a space of classifiers (got {len(names)})")
+    if names:
+        net = zoo.nets[zoo.index(names[0])]
     else:
         test = sorted(pick(zoo, [], "test"), key=lambda n: n.test_accuracy)
         net = test[len(test) // 2]
@@ -179,6 +209,6 @@ def optimize_file(zoo_path: str | os.PathLike[str], model_path: str | os.PathLik
                                           "optimized_from": net.name, "command": command or [],
                                           "decoded_by": str(Path(model_path).resolve())})
     item = ItemInfo(f"{net.name}-optimized", info["name"], None, str(Path(zoo_path).resolve()), 0, np.zeros(3), 1.0)
-    write_embeddings(Path(out).with_suffix(".h5"), Embeddings(result.embedding[None], [item], "netspace", ""),
+    write_embeddings(optimized_embeddings_path(out, False), Embeddings(result.embedding[None], [item], "netspace", ""),
                      provenance(inputs), command)
     return result

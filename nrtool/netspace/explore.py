@@ -11,13 +11,14 @@
   (CE alone without a teacher), plus the ClassId's CE towards the start network's architecture in
   a multi-architecture space (the thesis' ``L_class``); the PRep is read as that architecture. The
   embedding kept is the one whose decoded network scores best on the validation images, as the
-  thesis stops when accuracy no longer improves.
+  thesis stops when accuracy no longer improves. Its loop, :func:`descend`, is also the one of
+  :func:`nrtool.netspace.sdf.optimize_inr_embeddings` (LSO in a space of INRs).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -200,6 +201,56 @@ def interpolation_plot(result: Interpolation, png: str | os.PathLike[str], title
 
 
 @dataclass
+class Descent:
+    """Embeddings moved by :func:`descend`: per row the best one seen, when, and its evaluation."""
+
+    embeddings: torch.Tensor  # (B, E), each row's best
+    best_step: list[int]
+    initial: dict[str, list[float]]  # the evaluation of the start embeddings, per row
+    best: dict[str, list[float]]  # the evaluation of the kept ones, per row
+    history: list[dict[str, float]]  # per evaluation: the step, the loss and each measure's mean over the rows
+
+
+def descend(start: torch.Tensor, loss_of: Callable[[torch.Tensor], torch.Tensor],
+            evaluate: Callable[[torch.Tensor], dict[str, torch.Tensor]], steps: int, lr: float, val_every: int,
+            advance: Callable[[int], Any]) -> Descent:
+    """Latent-space optimisation's loop: Adam on the embeddings alone (the model stays frozen).
+
+    ``loss_of(embeddings)`` is a scalar summing independent per-row losses, so each row moves as if
+    alone (Adam is elementwise). ``evaluate(embeddings)`` gives per-row measures, its ``score``
+    (higher is better) choosing the row's kept embedding, as the thesis stops once the task's
+    performance no longer improves. Evaluated every ``val_every`` steps and at the end."""
+    embeddings = start.detach().clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([embeddings], lr=lr)
+
+    def measured() -> dict[str, torch.Tensor]:
+        with torch.no_grad():
+            return {k: v.detach().float().cpu() for k, v in evaluate(embeddings).items()}
+
+    def means(values: dict[str, torch.Tensor]) -> dict[str, float]:
+        return {k: float(v.mean()) for k, v in values.items() if k != "score"}
+
+    first = measured()
+    kept, best, best_step = embeddings.detach().clone(), dict(first), torch.zeros(len(start), dtype=torch.long)
+    history = [{"step": 0, **means(first)}]
+    for step in range(1, steps + 1):
+        loss = loss_of(embeddings)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        advance(1)
+        if step % val_every == 0 or step == steps:
+            now = measured()
+            better = now["score"] > best["score"]
+            kept[better.to(kept.device)] = embeddings.detach()[better.to(kept.device)]
+            best = {k: torch.where(better, now[k], best[k]) for k in best}
+            best_step[better] = step
+            history.append({"step": step, "loss": loss.item(), **means(now)})
+    return Descent(kept, best_step.tolist(), {k: v.tolist() for k, v in first.items()},
+                   {k: v.tolist() for k, v in best.items()}, history)
+
+
+@dataclass
 class Optimisation:
     name: str
     target_accuracy: float
@@ -211,6 +262,12 @@ class Optimisation:
     history: list[dict[str, float]]
 
 
+def freeze(model: LoadedNetSpace) -> None:
+    """Latent-space optimisation moves the embedding alone."""
+    for p in model.model.parameters():
+        p.requires_grad_(False)
+
+
 def optimize_embedding(model: LoadedNetSpace, net: ZooNet, steps: int, lr: float, where: str,
                        teacher: torch.nn.Module | None = None, alpha: float = 0.9, image_batch: int = 128,
                        val_every: int = 10, seed: int = 0, device: torch.device | str = "cpu",
@@ -218,51 +275,48 @@ def optimize_embedding(model: LoadedNetSpace, net: ZooNet, steps: int, lr: float
     """Latent-space optimisation of ``net``'s embedding (module docstring)."""
     from nrtool.progress import SilentProgress
 
-    if steps < 1 or lr <= 0 or not 0 <= alpha <= 1:
-        raise NrtoolError(f"need steps >= 1, lr > 0 and 0 <= alpha <= 1; got {steps}, {lr}, {alpha}")
+    check_descent(steps, lr)
+    if not 0 <= alpha <= 1:
+        raise NrtoolError(f"need 0 <= alpha <= 1; got {alpha}")
     progress = progress or SilentProgress()
     images = netspace_images(model, device)
     architecture = _architecture_index(model, net, where)
     template = model.templates[architecture]
-    for p in model.model.parameters():
-        p.requires_grad_(False)
-    embedding = torch.as_tensor(embed(model, [net], where, device)[0], device=device).clone().requires_grad_(True)
+    freeze(model)
+    start = torch.as_tensor(embed(model, [net], where, device), device=device)
     wanted = torch.tensor([architecture], device=device)
-    optimizer = torch.optim.Adam([embedding], lr=lr)
     generator = torch.Generator().manual_seed(seed)
     x, y = images.images["train"], images.labels["train"]
     T = model.config.temperature
 
-    def scores() -> tuple[float, float]:
-        with torch.no_grad():
-            prep = model.decode(embedding[None])[0]
-        return tuple(accuracy(lambda batch: forward_with(template, prep, batch), images.images[s], images.labels[s])
-                     for s in ("val", "test"))
+    def loss_of(embedding: torch.Tensor) -> torch.Tensor:
+        index = torch.randint(0, len(x), (image_batch,), generator=generator).to(device)
+        logits = forward_with(template, model.decode(embedding)[0], x[index])
+        loss = torch.nn.functional.cross_entropy(logits, y[index])
+        if teacher is not None:
+            with torch.no_grad():
+                taught = teacher(x[index])
+            loss = alpha * distillation_loss(logits, taught, T) + (1 - alpha) * loss
+        if model.model.class_id is not None:  # keep the embedding where its architecture is (L_class)
+            loss = loss + torch.nn.functional.cross_entropy(model.model.class_id(embedding), wanted)
+        return loss
 
-    val, initial = scores()
-    best = (val, 0, initial, embedding.detach().clone())
-    history = [{"step": 0, "val_accuracy": val, "test_accuracy": initial}]
+    def evaluate(embedding: torch.Tensor) -> dict[str, torch.Tensor]:
+        prep = model.decode(embedding)[0]
+        val, test = (accuracy(lambda batch: forward_with(template, prep, batch), images.images[s], images.labels[s])
+                     for s in ("val", "test"))
+        return {"score": torch.tensor([val]), "val_accuracy": torch.tensor([val]), "test_accuracy": torch.tensor([test])}
+
     with progress.task(f"optimising the embedding of {net.name}", steps, "steps") as advance:
-        for step in range(1, steps + 1):
-            index = torch.randint(0, len(x), (image_batch,), generator=generator).to(device)
-            logits = forward_with(template, model.decode(embedding[None])[0], x[index])
-            loss = torch.nn.functional.cross_entropy(logits, y[index])
-            if teacher is not None:
-                with torch.no_grad():
-                    taught = teacher(x[index])
-                loss = alpha * distillation_loss(logits, taught, T) + (1 - alpha) * loss
-            if model.model.class_id is not None:  # keep the embedding where its architecture is (L_class)
-                loss = loss + torch.nn.functional.cross_entropy(model.model.class_id(embedding[None]), wanted)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            advance(1)
-            if step % val_every == 0 or step == steps:
-                val, test = scores()
-                history.append({"step": step, "loss": loss.item(), "val_accuracy": val, "test_accuracy": test})
-                if val > best[0]:
-                    best = (val, step, test, embedding.detach().clone())
-    return Optimisation(net.name, net.test_accuracy, initial, best[2], best[1], steps, best[3].cpu().numpy(), history)
+        result = descend(start, loss_of, evaluate, steps, lr, val_every, advance)
+    return Optimisation(net.name, net.test_accuracy, result.initial["test_accuracy"][0],
+                        result.best["test_accuracy"][0], result.best_step[0], steps,
+                        result.embeddings[0].cpu().numpy(), result.history)
+
+
+def check_descent(steps: int, lr: float) -> None:
+    if steps < 1 or lr <= 0:
+        raise NrtoolError(f"need steps >= 1 and lr > 0; got {steps} and {lr}")
 
 
 def pick(zoo: Zoo, names: Sequence[str], split: str | None) -> list[ZooNet]:

@@ -246,3 +246,90 @@ def shape_interpolation_plot(result: ShapeInterpolation, png: str | os.PathLike[
     point_rows([("NetSpace embedding line", result.clouds["embedding"], labels(result.embedding)),
                 ("straight line between the weights", result.clouds["weights"], labels(result.weights))],
                png, title or f"{result.a} → {result.b} (Chamfer to A's and B's shapes)")
+
+
+@dataclass
+class FieldOptimisation:
+    """Latent-space optimisation of INRs' embeddings: per INR, the field MSE to the INR itself
+    (Eq. 4.2, at held-out points) of its decoded embedding and of the kept optimised one."""
+
+    names: list[str]
+    initial_mse: list[float]
+    optimized_mse: list[float]
+    best_step: list[int]
+    steps: int
+    embeddings: np.ndarray = field(repr=False)
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "embeddings"}
+
+
+#: INRs optimised together: larger groups are slower per INR on a CPU (95 at once: 0.6 steps/s;
+#: 20: 6.5 steps/s, 2 cores), as their (INRs, points, hidden) activations leave the caches.
+LSO_GROUP = 16
+
+
+def optimize_inr_embeddings(model: Any, nets: Sequence[ZooNet], steps: int, lr: float, where: str,
+                            val_every: int = 10, seed: int = 0, device: torch.device | str = "cpu",
+                            progress: Any = None) -> FieldOptimisation:
+    """LSO in a space of INRs (Sec. 4.4.7's loop; the task is Eq. 4.2's): from each INR's embedding,
+    the embedding alone descends the MSE between the decoded INR's field and the INR's own.
+
+    An INR's task is to be its shape, so the loss is the training loss of NetSpace itself, per INR:
+    half the points near the INR's surface (a bank of ``4 N``, :func:`near_surface_bank`), half
+    uniform, ``N`` = the model's ``points``. The kept embedding is the one of lowest MSE at ``N``
+    other points drawn the same way (held out from the steps). The INRs move in groups of
+    :data:`LSO_GROUP`, each as if alone. Decoding an unseen INR is where a small NetSpace fails
+    (Chamfer 33x its INR's on the suite's PSB subset); this recovers much of it (README)."""
+    from nrtool.netspace.explore import check_descent, freeze
+    from nrtool.progress import SilentProgress
+
+    check_descent(steps, lr)
+    freeze(model)
+    progress = progress or SilentProgress()
+    groups = [list(nets[i: i + LSO_GROUP]) for i in range(0, len(nets), LSO_GROUP)]
+    results = []
+    with progress.task(f"optimising the embeddings of {len(nets)} INRs", steps * len(groups), "steps") as advance:
+        for k, group in enumerate(groups):
+            results.append(_optimize_group(model, group, steps, lr, where, val_every, seed + 10 * k, device, advance))
+    # Per evaluation, the mean over all INRs (a group's loss is the sum of its INRs')
+    history = [{key: float(np.average([r.history[i][key] / (len(g) if key == "loss" else 1)
+                                      for r, g in zip(results, groups)], weights=[len(g) for g in groups]))
+                for key in results[0].history[i]} for i in range(len(results[0].history))]
+    return FieldOptimisation([net.name for net in nets], [v for r in results for v in r.initial["field_mse"]],
+                             [v for r in results for v in r.best["field_mse"]],
+                             [v for r in results for v in r.best_step], steps,
+                             np.concatenate([r.embeddings.cpu().numpy() for r in results]), history)
+
+
+def _optimize_group(model: Any, nets: list[ZooNet], steps: int, lr: float, where: str, val_every: int, seed: int,
+                    device: torch.device | str, advance: Any) -> Any:
+    """:func:`optimize_inr_embeddings` for one group of INRs: a :class:`nrtool.netspace.explore.Descent`."""
+    from nrtool.netspace.explore import descend, embed
+    from nrtool.netspace.train import preps_of
+
+    spec, kind, n = model.templates[0].spec, model.images["field"], model.config.points
+    targets = preps_of(nets, model.prep_shape).to(device)
+    rows = torch.arange(len(nets), device=device)[:, None]
+    bank, _ = near_surface_bank(spec, targets, kind, 4 * n, torch.Generator().manual_seed(seed + 1))
+    held_out, _ = near_surface_bank(spec, targets, kind, n // 2, torch.Generator().manual_seed(seed + 2))
+    uniform = random_points(len(nets) * (n - n // 2), torch.Generator().manual_seed(seed + 3), device)
+    check_points = torch.cat([held_out, uniform.view(len(nets), -1, 3)], dim=1)
+    with torch.no_grad():
+        check_values = inr_fields(targets, check_points, spec, kind)
+    generator = torch.Generator().manual_seed(seed)
+
+    def loss_of(embeddings: torch.Tensor) -> torch.Tensor:
+        near = bank[rows, torch.randint(0, bank.shape[1], (len(nets), n // 2), generator=generator).to(device)]
+        points = torch.cat([near, random_points(len(nets) * (n - n // 2), generator, device).view(len(nets), -1, 3)], 1)
+        with torch.no_grad():
+            wanted = inr_fields(targets, points, spec, kind)
+        return ((inr_fields(model.decode(embeddings), points, spec, kind) - wanted) ** 2).mean(1).sum()
+
+    def evaluate(embeddings: torch.Tensor) -> dict[str, torch.Tensor]:
+        mse = ((inr_fields(model.decode(embeddings), check_points, spec, kind) - check_values) ** 2).mean(1)
+        return {"score": -mse, "field_mse": mse}
+
+    start = torch.as_tensor(embed(model, nets, where, device), device=device)
+    return descend(start, loss_of, evaluate, steps, lr, val_every, advance)
