@@ -19,7 +19,8 @@ Sections (``--only`` picks some, comma-separated):
 * ``fit``          ``nrtool fit-scan``: seconds per fitting step, steps to converge, errors against the
                    truth, draped vs skinning only (``bench/fit_bench.py``).
 * ``netspace``     NetSpace: encoder / decoder networks/s one at a time and in batches of 8 (tiny and
-                   paper sizes), a network decoded vs one trained (``bench/netspace_bench.py``).
+                   paper sizes), a network decoded vs one trained, LSO of INRs in groups vs all at
+                   once (``bench/netspace_bench.py``).
 * ``segmentation`` part-segmentation decoder: a training step with the shape's code applied once
                    per shape vs concatenated at every query (same weights), points/s
                    (``bench/segmentation_bench.py``).

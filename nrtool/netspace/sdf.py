@@ -265,8 +265,9 @@ class FieldOptimisation:
         return {k: v for k, v in self.__dict__.items() if k != "embeddings"}
 
 
-#: INRs optimised together: larger groups are slower per INR on a CPU (95 at once: 0.6 steps/s;
-#: 20: 6.5 steps/s, 2 cores), as their (INRs, points, hidden) activations leave the caches.
+#: INRs optimised together: larger groups are slower per INR on a CPU, as their (INRs, points,
+#: hidden) activations leave the caches. 95 PSB INRs x 200 steps, 2 cores: 322 s all at once, 155 s
+#: in groups of 16 (`make bench`, netspace: the same side by side on 48 INRs).
 LSO_GROUP = 16
 
 
