@@ -18,7 +18,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -26,6 +26,9 @@ import torch
 from nrtool.artifacts.architecture import SirenSpec
 from nrtool.artifacts.zoo import Zoo, ZooNet
 from nrtool.errors import InputFileError
+
+if TYPE_CHECKING:  # explore imports this module through train
+    from nrtool.netspace.explore import Descent
 
 NAN_ACCURACY = (float("nan"),) * 3
 
@@ -293,6 +296,7 @@ def optimize_inr_embeddings(model: Any, nets: Sequence[ZooNet], steps: int, lr: 
     results = []
     with progress.task(f"optimising the embeddings of {len(nets)} INRs", steps * len(groups), "steps") as advance:
         for k, group in enumerate(groups):
+            # each group its own seeds (points and held-out points), fixed by --seed
             results.append(_optimize_group(model, group, steps, lr, where, val_every, seed + 10 * k, device, advance))
     # Per evaluation, the mean over all INRs (a group's loss is the sum of its INRs')
     history = [{key: float(np.average([r.history[i][key] / (len(g) if key == "loss" else 1)
@@ -305,7 +309,7 @@ def optimize_inr_embeddings(model: Any, nets: Sequence[ZooNet], steps: int, lr: 
 
 
 def _optimize_group(model: Any, nets: list[ZooNet], steps: int, lr: float, where: str, val_every: int, seed: int,
-                    device: torch.device | str, advance: Any) -> Any:
+                    device: torch.device | str, advance: Any) -> Descent:
     """:func:`optimize_inr_embeddings` for one group of INRs: a :class:`nrtool.netspace.explore.Descent`."""
     from nrtool.netspace.explore import descend, embed
     from nrtool.netspace.train import preps_of
