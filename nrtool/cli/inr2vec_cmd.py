@@ -66,11 +66,15 @@ def encode(
                                 "probegen`, --model) | raw (each INR's flattened weights: the baseline, for `train "
                                 "classifier`, `classify` and `retrieve`)."),
     batch: int = typer.Option(64, help="INRs encoded at once."),
+    refine: int = typer.Option(0, help="inr2vec only: then move each embedding this many Adam steps through the frozen "
+                               "decoder towards its INR's own field (not in the thesis; 200 is a good start)."),
+    refine_lr: float = typer.Option(1e-2, help="Learning rate of --refine."),
+    seed: int = typer.Option(0, help="Seed of --refine's queries."),
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
 ) -> None:
     """Embed INRs with a trained inr2vec or ProbeGen encoder (or as their raw weights) into an `embeddings` artifact.
 
-    Example: `nrtool encode inrs.h5 --model inr2vec.pt --out emb.h5`; `nrtool encode inrs.h5 --encoder probegen --model pg.pt --out pg.h5`; baseline: `nrtool encode inrs.h5 --encoder raw --out raw.h5`
+    Example: `nrtool encode inrs.h5 --model inr2vec.pt --out emb.h5`; `nrtool encode inrs.h5 --encoder probegen --model pg.pt --out pg.h5`; baseline: `nrtool encode inrs.h5 --encoder raw --out raw.h5`; refined through the decoder: `nrtool encode inrs.h5 --model inr2vec.pt --refine 200 --out emb.h5`
     """
     from nrtool.errors import NrtoolError
 
@@ -80,6 +84,10 @@ def encode(
         raise NrtoolError(f"--encoder {encoder} needs --model" if model is None else "--encoder raw takes no --model")
     if batch < 1:
         raise NrtoolError("--batch must be at least 1")
+    if refine and encoder != "inr2vec":
+        raise NrtoolError(f"--refine needs --encoder inr2vec (a decoder to refine through), not {encoder}")
+    if refine < 0 or refine_lr <= 0:
+        raise NrtoolError(f"--refine must be >= 0 and --refine-lr > 0; got {refine} and {refine_lr}")
     check_outputs(files=[out])
     if encoder == "raw":
         from nrtool.inr2vec.encode import raw_weight_vectors
@@ -93,7 +101,8 @@ def encode(
     else:
         from nrtool.inr2vec.encode import encode_inrs
 
-        embeddings = encode_inrs(inrs, model, out, device=device, batch=batch, progress=progress(), command=argv())
+        embeddings = encode_inrs(inrs, model, out, device=device, batch=batch, progress=progress(), command=argv(),
+                                 refine=refine, refine_lr=refine_lr, seed=seed)
     if not OPTIONS.quiet:
         print(f"{out}: {len(embeddings.items)} embeddings of dimension {embeddings.vectors.shape[1]}")
 

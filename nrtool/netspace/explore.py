@@ -11,14 +11,15 @@
   (CE alone without a teacher), plus the ClassId's CE towards the start network's architecture in
   a multi-architecture space (the thesis' ``L_class``); the PRep is read as that architecture. The
   embedding kept is the one whose decoded network scores best on the validation images, as the
-  thesis stops when accuracy no longer improves. Its loop, :func:`descend`, is also the one of
-  :func:`nrtool.netspace.sdf.optimize_inr_embeddings` (LSO in a space of INRs).
+  thesis stops when accuracy no longer improves. Its loop, :func:`nrtool.nn.descent.descend`, is also the one of
+  :func:`nrtool.netspace.sdf.optimize_inr_embeddings` (LSO in a space of INRs) and of
+  ``nrtool encode --refine`` (:func:`nrtool.inr2vec.encode.refine_embeddings`).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from nrtool.errors import InputFileError, NrtoolError
 from nrtool.netspace.data import ImageSplits, accuracy, load_images
 from nrtool.netspace.prep import forward_with
 from nrtool.netspace.train import LoadedNetSpace, distillation_loss, preps_of
+from nrtool.nn.descent import check_descent, descend
 
 
 def netspace_images(model: LoadedNetSpace, device: torch.device | str = "cpu") -> ImageSplits:
@@ -201,56 +203,6 @@ def interpolation_plot(result: Interpolation, png: str | os.PathLike[str], title
 
 
 @dataclass
-class Descent:
-    """Embeddings moved by :func:`descend`: per row the best one seen, when, and its evaluation."""
-
-    embeddings: torch.Tensor  # (B, E), each row's best
-    best_step: list[int]
-    initial: dict[str, list[float]]  # the evaluation of the start embeddings, per row
-    best: dict[str, list[float]]  # the evaluation of the kept ones, per row
-    history: list[dict[str, float]]  # per evaluation: the step, the loss and each measure's mean over the rows
-
-
-def descend(start: torch.Tensor, loss_of: Callable[[torch.Tensor], torch.Tensor],
-            evaluate: Callable[[torch.Tensor], dict[str, torch.Tensor]], steps: int, lr: float, val_every: int,
-            advance: Callable[[int], Any]) -> Descent:
-    """Latent-space optimisation's loop: Adam on the embeddings alone (the model stays frozen).
-
-    ``loss_of(embeddings)`` is a scalar summing independent per-row losses, so each row moves as if
-    alone (Adam is elementwise). ``evaluate(embeddings)`` gives per-row measures, its ``score``
-    (higher is better) choosing the row's kept embedding, as the thesis stops once the task's
-    performance no longer improves. Evaluated every ``val_every`` steps and at the end."""
-    embeddings = start.detach().clone().requires_grad_(True)
-    optimizer = torch.optim.Adam([embeddings], lr=lr)
-
-    def measured() -> dict[str, torch.Tensor]:
-        with torch.no_grad():
-            return {k: v.detach().float().cpu() for k, v in evaluate(embeddings).items()}
-
-    def means(values: dict[str, torch.Tensor]) -> dict[str, float]:
-        return {k: float(v.mean()) for k, v in values.items() if k != "score"}
-
-    first = measured()
-    kept, best, best_step = embeddings.detach().clone(), dict(first), torch.zeros(len(start), dtype=torch.long)
-    history = [{"step": 0, **means(first)}]
-    for step in range(1, steps + 1):
-        loss = loss_of(embeddings)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        advance(1)
-        if step % val_every == 0 or step == steps:
-            now = measured()
-            better = now["score"] > best["score"]
-            kept[better.to(kept.device)] = embeddings.detach()[better.to(kept.device)]
-            best = {k: torch.where(better, now[k], best[k]) for k in best}
-            best_step[better] = step
-            history.append({"step": step, "loss": loss.item(), **means(now)})
-    return Descent(kept, best_step.tolist(), {k: v.tolist() for k, v in first.items()},
-                   {k: v.tolist() for k, v in best.items()}, history)
-
-
-@dataclass
 class Optimisation:
     name: str
     target_accuracy: float
@@ -312,11 +264,6 @@ def optimize_embedding(model: LoadedNetSpace, net: ZooNet, steps: int, lr: float
     return Optimisation(net.name, net.test_accuracy, result.initial["test_accuracy"][0],
                         result.best["test_accuracy"][0], result.best_step[0], steps,
                         result.embeddings[0].cpu().numpy(), result.history)
-
-
-def check_descent(steps: int, lr: float) -> None:
-    if steps < 1 or lr <= 0:
-        raise NrtoolError(f"need steps >= 1 and lr > 0; got {steps} and {lr}")
 
 
 def pick(zoo: Zoo, names: Sequence[str], split: str | None) -> list[ZooNet]:

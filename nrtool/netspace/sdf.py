@@ -18,7 +18,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,9 +26,7 @@ import torch
 from nrtool.artifacts.architecture import SirenSpec
 from nrtool.artifacts.zoo import Zoo, ZooNet
 from nrtool.errors import InputFileError
-
-if TYPE_CHECKING:  # explore imports this module through train
-    from nrtool.netspace.explore import Descent
+from nrtool.nn.descent import Descent, check_descent, descend
 
 NAN_ACCURACY = (float("nan"),) * 3
 
@@ -286,7 +284,7 @@ def optimize_inr_embeddings(model: Any, nets: Sequence[ZooNet], steps: int, lr: 
     other points drawn the same way (held out from the steps). The INRs move in groups of
     :data:`LSO_GROUP`, each as if alone. Decoding an unseen INR is where a small NetSpace fails
     (Chamfer 33x its INR's on the suite's PSB subset); this recovers much of it (README)."""
-    from nrtool.netspace.explore import check_descent, freeze
+    from nrtool.netspace.explore import freeze
     from nrtool.progress import SilentProgress
 
     check_descent(steps, lr)
@@ -310,8 +308,8 @@ def optimize_inr_embeddings(model: Any, nets: Sequence[ZooNet], steps: int, lr: 
 
 def _optimize_group(model: Any, nets: list[ZooNet], steps: int, lr: float, where: str, val_every: int, seed: int,
                     device: torch.device | str, advance: Any) -> Descent:
-    """:func:`optimize_inr_embeddings` for one group of INRs: a :class:`nrtool.netspace.explore.Descent`."""
-    from nrtool.netspace.explore import descend, embed
+    """:func:`optimize_inr_embeddings` for one group of INRs: a :class:`nrtool.nn.descent.Descent`."""
+    from nrtool.netspace.explore import embed
     from nrtool.netspace.train import preps_of
 
     spec, kind, n = model.templates[0].spec, model.images["field"], model.config.points
